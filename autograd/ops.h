@@ -1,0 +1,100 @@
+// ops.h: every differentiable op gentape has. Each computes its output with a kernel from kernels/
+// (CPU or CUDA, by the inputs' device), validates shapes and devices first (errors name both
+// sides), and records itself on the tape (autograd/tape.h) when an input requires a gradient.
+// The derivative each one uses is written next to its implementation in autograd/ops_*.cpp.
+//
+//   using namespace gt;
+//   Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+//   Tensor w = Tensor::ones({3, 4}).set_requires_grad();
+//   Tensor loss = mean(relu(matmul(x, w)));
+//   backward(loss);           // w.grad() now holds d loss / d w
+//
+// Broadcasting follows NumPy: shapes are aligned from the right and a dimension of size 1 (or a
+// missing leading one) stretches to match; the gradient of a broadcast input is summed back to its
+// own shape.
+#pragma once
+
+#include <vector>
+
+#include "autograd/tape.h"
+#include "core/tensor.h"
+
+namespace gt {
+
+// ---- elementwise binary, with broadcasting (ops_elementwise.cpp) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+
+// ---- scalar arithmetic ----
+Tensor add(const Tensor& a, float s);   // a + s
+Tensor mul(const Tensor& a, float s);   // a * s
+Tensor rsub(const Tensor& a, float s);  // s - a
+Tensor rdiv(const Tensor& a, float s);  // s / a
+
+// ---- elementwise unary ----
+Tensor neg(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor square(const Tensor& a);
+Tensor pow(const Tensor& a, float p);  // a^p for a scalar exponent
+Tensor abs(const Tensor& a);           // subgradient 0 at 0
+Tensor relu(const Tensor& a);          // gradient 0 at 0
+Tensor leaky_relu(const Tensor& a, float negative_slope = 0.01f);
+Tensor sigmoid(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor silu(const Tensor& a);      // a * sigmoid(a)
+Tensor softplus(const Tensor& a);  // log(1 + e^a), computed stably
+
+// ---- operators (sugar for the functions above) ----
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator+(const Tensor& a, float s) { return add(a, s); }
+inline Tensor operator+(float s, const Tensor& a) { return add(a, s); }
+inline Tensor operator-(const Tensor& a, float s) { return add(a, -s); }
+inline Tensor operator-(float s, const Tensor& a) { return rsub(a, s); }
+inline Tensor operator*(const Tensor& a, float s) { return mul(a, s); }
+inline Tensor operator*(float s, const Tensor& a) { return mul(a, s); }
+inline Tensor operator/(const Tensor& a, float s) { return mul(a, 1.0f / s); }
+inline Tensor operator/(float s, const Tensor& a) { return rdiv(a, s); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+
+// ---- reductions (ops_reduce.cpp) ----
+Tensor sum(const Tensor& a);                                  // all elements -> shape ()
+Tensor sum(const Tensor& a, int dim, bool keepdim = false);
+Tensor mean(const Tensor& a);
+Tensor mean(const Tensor& a, int dim, bool keepdim = false);
+Tensor max(const Tensor& a, int dim, bool keepdim = false);   // gradient to the first maximum
+Tensor logsumexp(const Tensor& a, int dim, bool keepdim = false);
+
+// ---- shape (ops_shape.cpp) ----
+Tensor reshape(const Tensor& a, const Shape& shape);  // a view; one dim may be -1
+Tensor transpose(const Tensor& a, int dim0, int dim1);
+Tensor permute(const Tensor& a, const std::vector<int>& dims);
+Tensor concat(const std::vector<Tensor>& tensors, int dim);
+Tensor slice(const Tensor& a, int dim, int64_t start, int64_t end);  // [start, end) along dim
+// Rows of `a` (along dim 0) picked by an int32 tensor of indices (minibatch gather, embeddings).
+// Backward scatter-adds, so repeated indices accumulate.
+Tensor index_select(const Tensor& a, const Tensor& indices);
+
+// ---- linear algebra and convolution (ops_matmul.cpp, ops_conv.cpp) ----
+// (M, K) x (K, N) -> (M, N), or batched (B, M, K) x (B, K, N) -> (B, M, N). With transpose flags
+// the stored operand is read transposed: matmul(a, b, false, true) = a b^T for b of shape (N, K).
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+// x (B, C, H, W), weight (O, C, kh, kw), bias (O) or undefined -> (B, O, Ho, Wo).
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride = 1,
+              int padding = 0);
+// x (B, C, H, W), weight (C, O, kh, kw) (PyTorch's layout), bias (O) or undefined ->
+// (B, O, (H-1)*stride - 2*padding + kh + output_padding, ...).
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride = 1,
+                        int padding = 0, int output_padding = 0);
+// Nearest-neighbour upsampling by an integer factor: (B, C, H, W) -> (B, C, H*s, W*s).
+Tensor upsample_nearest2d(const Tensor& x, int scale);
+// Average pooling, no padding: (B, C, H, W) -> (B, C, (H-k)/s+1, (W-k)/s+1).
+Tensor avg_pool2d(const Tensor& x, int kernel, int stride);
+
+}  // namespace gt

@@ -1,0 +1,124 @@
+// allocator.cpp: the size-binned caching allocator and its CPU backend.
+#include "core/allocator.h"
+
+#include <cstdlib>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace gt {
+
+std::string to_string(const AllocatorStats& s) {
+  std::ostringstream os;
+  auto mib = [](size_t b) { return (double)b / (1024.0 * 1024.0); };
+  os.precision(2);
+  os << std::fixed << "in use " << mib(s.bytes_in_use) << " MiB, peak " << mib(s.peak_bytes_in_use)
+     << " MiB, cached " << mib(s.bytes_cached) << " MiB, " << s.system_allocs << " system allocations, "
+     << s.requests << " requests (" << s.cache_hits << " from cache)";
+  return os.str();
+}
+
+size_t CachingAllocator::round_size(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  const size_t small = 512, large = 64 * 1024;
+  size_t q = bytes < (1u << 20) ? small : large;
+  return (bytes + q - 1) / q * q;
+}
+
+void* CachingAllocator::allocate(size_t bytes) {
+  const size_t size = round_size(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.requests++;
+  void* p = nullptr;
+  auto it = free_.find(size);
+  if (it != free_.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+    stats_.bytes_cached -= size;
+    stats_.cache_hits++;
+  } else {
+    p = system_alloc(size);
+    if (!p) {  // give everything cached back and try once more before failing
+      release_cache_locked();
+      p = system_alloc(size);
+    }
+    if (!p) {
+      std::ostringstream os;
+      os << "gentape: out of " << device_name(device_) << " memory allocating " << size
+         << " bytes (" << to_string(stats_) << ")";
+      throw OutOfMemory(os.str());
+    }
+    stats_.system_allocs++;
+  }
+  stats_.bytes_in_use += size;
+  if (stats_.bytes_in_use > stats_.peak_bytes_in_use) stats_.peak_bytes_in_use = stats_.bytes_in_use;
+  return p;
+}
+
+void CachingAllocator::deallocate(void* p, size_t bytes) {
+  if (!p) return;
+  const size_t size = round_size(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  free_[size].push_back(p);
+  stats_.bytes_in_use -= size;
+  stats_.bytes_cached += size;
+}
+
+void CachingAllocator::release_cache_locked() {
+  for (auto& [size, blocks] : free_) {
+    for (void* p : blocks) {
+      system_free(p);
+      stats_.system_frees++;
+      stats_.bytes_cached -= size;
+    }
+    blocks.clear();
+  }
+  free_.clear();
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_cache_locked();
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CachingAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak_bytes_in_use = stats_.bytes_in_use;
+  stats_.requests = 0;
+  stats_.cache_hits = 0;
+}
+
+namespace {
+class CpuAllocator final : public CachingAllocator {
+ public:
+  CpuAllocator() : CachingAllocator(Device::CPU) {}
+
+ protected:
+  // 64-byte alignment: a cache line, and enough for AVX-512 loads.
+  void* system_alloc(size_t bytes) override { return std::aligned_alloc(64, (bytes + 63) / 64 * 64); }
+  void system_free(void* p) override { std::free(p); }
+};
+}  // namespace
+
+namespace detail {
+CachingAllocator& cuda_allocator();  // allocator_cuda.cu
+}
+
+CachingAllocator& allocator(Device device) {
+  if (device == Device::CPU) {
+    static CpuAllocator* a = new CpuAllocator();  // leaked on purpose: see header
+    return *a;
+  }
+#if GENTAPE_HAS_CUDA
+  return detail::cuda_allocator();
+#else
+  GT_FAIL("CUDA memory requested but " << cuda_unavailable_reason());
+#endif
+}
+
+}  // namespace gt

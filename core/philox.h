@@ -1,0 +1,65 @@
+// philox.h: Philox4x32-10 (Salmon et al. 2011) as GT_HD scalar code: a counter-based generator,
+// so element i of a stream is a pure function of (key = seed, counter = i / 4), which is what makes
+// a random kernel reproducible on any number of threads. Used directly by builds without cuRAND,
+// and available to kernels that draw their own noise.
+#pragma once
+
+#include <cstdint>
+#include <cmath>
+
+#include "core/host_device.h"
+
+namespace gt {
+
+struct Philox4 {
+  uint32_t v[4];
+};
+
+GT_HD inline void philox_mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  uint64_t p = (uint64_t)a * (uint64_t)b;
+  hi = (uint32_t)(p >> 32);
+  lo = (uint32_t)p;
+}
+
+// Ten rounds of the Philox4x32 bijection on `ctr` with key (k0, k1) — the constants of the paper.
+GT_HD inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
+  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  for (int r = 0; r < 10; ++r) {
+    uint32_t hi0, lo0, hi1, lo1;
+    philox_mulhilo(M0, ctr.v[0], hi0, lo0);
+    philox_mulhilo(M1, ctr.v[2], hi1, lo1);
+    Philox4 n;
+    n.v[0] = hi1 ^ ctr.v[1] ^ k0;
+    n.v[1] = lo1;
+    n.v[2] = hi0 ^ ctr.v[3] ^ k1;
+    n.v[3] = lo0;
+    ctr = n;
+    k0 += W0;
+    k1 += W1;
+  }
+  return ctr;
+}
+
+// 32 random bits for element `i` of the stream with this seed.
+GT_HD inline uint32_t philox_bits(uint64_t seed, uint64_t i) {
+  uint64_t block = i >> 2;
+  Philox4 c = {{(uint32_t)block, (uint32_t)(block >> 32), 0u, 0u}};
+  Philox4 r = philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+  return r.v[i & 3];
+}
+
+// U(0, 1]: the same mapping cuRAND uses (x * 2^-32 + 2^-33), so log(u) is always finite.
+GT_HD inline float philox_uniform(uint64_t seed, uint64_t i) {
+  return (float)philox_bits(seed, i) * 2.3283064e-10f + 1.1641532e-10f;
+}
+
+// N(0, 1) by Box-Muller on the pair (2k, 2k+1): element 2k takes the cosine branch, 2k+1 the sine.
+GT_HD inline float philox_normal(uint64_t seed, uint64_t i) {
+  uint64_t k = i & ~1ull;
+  float u1 = philox_uniform(seed, k), u2 = philox_uniform(seed, k + 1);
+  float r = sqrtf(-2.0f * logf(u1));
+  float theta = 6.2831853071795864f * u2;
+  return (i & 1) ? r * sinf(theta) : r * cosf(theta);
+}
+
+}  // namespace gt

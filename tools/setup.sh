@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# setup.sh: installs what gentape needs on a fresh Debian 12 machine, idempotently: a package that
+# is already installed is not touched, so a second run costs a few dpkg queries and no network.
+#
+#   cmake, g++, make       the build
+#   libeigen3-dev          Eigen: the CPU backend's GEMM (header-only)
+#   catch2                 the test framework (Debian's 2.13)
+#   zlib1g-dev, libpng-dev gzip'd IDX data and PNG pictures (used by the model issues)
+# CUDA comes from the toolkit at /usr/local/cuda when present; without it gentape builds CPU-only.
+# Optional, for reference benchmarks and fixture regeneration only (not needed by `make test`):
+#   tools/setup.sh --reference   adds python3-torch and libopenblas0-openmp.
+set -euo pipefail
+
+pkgs=(cmake g++ make libeigen3-dev catch2 zlib1g-dev libpng-dev)
+if [[ "${1:-}" == "--reference" ]]; then
+  pkgs+=(python3-torch python3-numpy libopenblas0-openmp)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q || true  # a stale index still installs from the mirror's current files
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
