@@ -43,7 +43,7 @@ bench: build
 
 demo: build
 	./$(BUILD)/tools/gentape info
-	./$(BUILD)/benchmarks/bench_autograd_demo 2>/dev/null || true
+	./$(BUILD)/tools/gentape demo
 
 clean:
 	rm -rf $(BUILD) build-gpu build-cpu

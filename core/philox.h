@@ -1,7 +1,14 @@
 // philox.h: Philox4x32-10 (Salmon et al. 2011) as GT_HD scalar code: a counter-based generator,
-// so element i of a stream is a pure function of (key = seed, counter = i / 4), which is what makes
-// a random kernel reproducible on any number of threads. Used directly by builds without cuRAND,
-// and available to kernels that draw their own noise.
+// so element i of a stream is a pure function of (seed, i), which is what makes a random kernel
+// reproducible on any number of threads.
+//
+// The element layout reproduces cuRAND's Philox generator with CURAND_ORDERING_PSEUDO_LEGACY
+// (measured against curandCreateGeneratorHost; tests/test_rng.cpp checks it bit for bit): cuRAND
+// runs 65536 subsequences side by side, each emitting one 4-word Philox block per step, so
+//   group = i / 4,  subsequence = group % 65536,  step = group / 65536,
+//   counter = (step_lo, step_hi, subsequence, 0),  value = philox(counter, seed)[i % 4].
+// Hence any kernel can draw element i of the shared stream itself (the fused reparameterisation
+// and diffusion kernels do) and get exactly what cuRAND's generator would have written.
 #pragma once
 
 #include <cstdint>
@@ -40,10 +47,11 @@ GT_HD inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
   return ctr;
 }
 
-// 32 random bits for element `i` of the stream with this seed.
+// 32 random bits for element `i` of the stream with this seed (cuRAND's legacy layout, above).
 GT_HD inline uint32_t philox_bits(uint64_t seed, uint64_t i) {
-  uint64_t block = i >> 2;
-  Philox4 c = {{(uint32_t)block, (uint32_t)(block >> 32), 0u, 0u}};
+  uint64_t group = i >> 2;
+  uint64_t step = group >> 16;
+  Philox4 c = {{(uint32_t)step, (uint32_t)(step >> 32), (uint32_t)(group & 0xFFFFu), 0u}};
   Philox4 r = philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
   return r.v[i & 3];
 }
@@ -53,13 +61,14 @@ GT_HD inline float philox_uniform(uint64_t seed, uint64_t i) {
   return (float)philox_bits(seed, i) * 2.3283064e-10f + 1.1641532e-10f;
 }
 
-// N(0, 1) by Box-Muller on the pair (2k, 2k+1): element 2k takes the cosine branch, 2k+1 the sine.
+// N(0, 1) by Box-Muller on the uniform pair (2k, 2k+1), as cuRAND does: element 2k takes the sine
+// branch, 2k+1 the cosine. Equal to cuRAND's normals up to the last bits of sin/cos/log.
 GT_HD inline float philox_normal(uint64_t seed, uint64_t i) {
   uint64_t k = i & ~1ull;
   float u1 = philox_uniform(seed, k), u2 = philox_uniform(seed, k + 1);
   float r = sqrtf(-2.0f * logf(u1));
   float theta = 6.2831853071795864f * u2;
-  return (i & 1) ? r * sinf(theta) : r * cosf(theta);
+  return (i & 1) ? r * cosf(theta) : r * sinf(theta);
 }
 
 }  // namespace gt

@@ -76,6 +76,7 @@ void Generator::manual_seed(uint64_t seed) {
 void Generator::normal(float* out, int64_t n, Device device, float mean, float stddev) {
   GT_CHECK(n >= 0, "normal: negative count " << n);
   if (n == 0) return;
+  offset_ = (offset_ + 1) & ~uint64_t(1);  // Box-Muller pairs start at even elements
 #if GENTAPE_HAS_CUDA
   // cuRAND draws normals in Box-Muller pairs: an odd count draws the last pair into a scratch
   // tensor (from the caching allocator) and keeps its first value.

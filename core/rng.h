@@ -9,10 +9,13 @@
 // same noise; the tests check it (tests/test_rng.cpp).
 //
 // Offsets count values: each call starts at offset() and advances it by the number of values
-// drawn (rounded up to even for normals, which cuRAND draws in Box-Muller pairs), so the same
-// sequence of calls gives the same numbers on both devices. Builds without the CUDA toolkit
-// (GENTAPE_CUDA=OFF on a machine with no cuRAND) fall back to gentape's own Philox4x32-10
-// (core/philox.h): deterministic, but a different stream from cuRAND's.
+// drawn. Normals come in Box-Muller pairs, so a normal draw first rounds the offset up to even and
+// advances by an even count; the same sequence of calls gives the same numbers on both devices.
+//
+// core/philox.h computes element i of the same stream directly (cuRAND's legacy layout,
+// reproduced and tested bit for bit against the host generator), so fused kernels can draw their
+// own noise, and builds without the CUDA toolkit use it in place of cuRAND with the same stream
+// (uniforms identical, normals equal to ~1 ulp: sin/cos/log differ in the last bit).
 //
 //   gt::Generator gen(42);
 //   gt::Tensor eps = gen.randn({128, 20}, gt::Device::CPU);
