@@ -5,13 +5,15 @@
 #   cmake, g++, make       the build
 #   libeigen3-dev          Eigen: the CPU backend's GEMM (header-only)
 #   catch2                 the test framework (Debian's 2.13)
-#   zlib1g-dev, libpng-dev gzip'd IDX data and PNG pictures (used by the model issues)
+#   zlib1g-dev            gzip'd IDX data sets (tools/io/idx.cpp)
+#   nlohmann-json3-dev     JSON: safetensors headers, metrics, --json output (a well-kept parser)
+#   libpng-dev             PNG pictures (used by the model issues)
 # CUDA comes from the toolkit at /usr/local/cuda when present; without it gentape builds CPU-only.
 # Optional, for reference benchmarks and fixture regeneration only (not needed by `make test`):
 #   tools/setup.sh --reference   adds python3-torch and libopenblas0-openmp.
 set -euo pipefail
 
-pkgs=(cmake g++ make libeigen3-dev catch2 zlib1g-dev libpng-dev)
+pkgs=(cmake g++ make libeigen3-dev catch2 zlib1g-dev nlohmann-json3-dev libpng-dev)
 if [[ "${1:-}" == "--reference" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp)
 fi
