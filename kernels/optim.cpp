@@ -1,0 +1,20 @@
+// optim.cpp: CPU fused optimiser steps (one vectorisable loop each, threaded for big tensors).
+#include "kernels/optim.h"
+
+#include "kernels/parallel.h"
+
+namespace gt {
+
+void adam_step_cpu(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h) {
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) adam_update(p[i], g[i], m[i], v[i], h);
+  });
+}
+
+void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h) {
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) sgd_update(p[i], g[i], buf ? buf + i : nullptr, h);
+  });
+}
+
+}  // namespace gt
