@@ -1,0 +1,309 @@
+// conv.cpp: CPU convolution (im2col + GEMM), transposed convolution (GEMM + col2im), nearest
+// upsampling and average pooling. The equations and derivatives are in kernels/conv.h; the
+// per-element math (im2col_value, col2im_value, ...) is shared with conv.cu.
+//
+// Loops run in parallel over (image, channel) planes with gt::parallel_for; the GEMMs are Eigen's
+// (kernels/matmul.h), which parallelise over the batch or inside one product.
+#include "kernels/conv.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/matmul.h"
+#include "kernels/parallel.h"
+
+namespace gt {
+
+// ---------------------------------------------------------------- geometry
+
+Conv2dGeom conv2d_geom(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                       int64_t stride, int64_t pad) {
+  GT_CHECK(B >= 0 && C >= 1 && H >= 1 && W >= 1 && O >= 1 && kh >= 1 && kw >= 1,
+           "conv2d: invalid sizes: input (" << B << ", " << C << ", " << H << ", " << W << "), weight (" << O
+                                            << ", " << C << ", " << kh << ", " << kw << ")");
+  GT_CHECK(stride >= 1, "conv2d: stride must be >= 1, got " << stride);
+  GT_CHECK(pad >= 0, "conv2d: padding must be >= 0, got " << pad);
+  GT_CHECK(H + 2 * pad >= kh && W + 2 * pad >= kw,
+           "conv2d: the " << kh << "x" << kw << " kernel does not fit the input (" << B << ", " << C << ", " << H
+                          << ", " << W << ") padded by " << pad << ": the output would be empty");
+  Conv2dGeom g;
+  g.B = B, g.C = C, g.H = H, g.W = W, g.O = O, g.kh = kh, g.kw = kw, g.stride = stride, g.pad = pad;
+  g.Ho = (H + 2 * pad - kh) / stride + 1;
+  g.Wo = (W + 2 * pad - kw) / stride + 1;
+  return g;
+}
+
+Conv2dGeom conv_transpose2d_geom(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh,
+                                 int64_t kw, int64_t stride, int64_t pad, int64_t output_padding) {
+  GT_CHECK(B >= 0 && C >= 1 && H >= 1 && W >= 1 && O >= 1 && kh >= 1 && kw >= 1,
+           "conv_transpose2d: invalid sizes: input (" << B << ", " << C << ", " << H << ", " << W
+                                                      << "), weight (" << C << ", " << O << ", " << kh << ", "
+                                                      << kw << ")");
+  GT_CHECK(stride >= 1, "conv_transpose2d: stride must be >= 1, got " << stride);
+  GT_CHECK(pad >= 0, "conv_transpose2d: padding must be >= 0, got " << pad);
+  GT_CHECK(output_padding >= 0 && output_padding < stride,
+           "conv_transpose2d: output_padding must be in [0, stride) = [0, " << stride << "), got "
+                                                                          << output_padding);
+  Conv2dGeom g;
+  g.B = B, g.C = C, g.H = H, g.W = W, g.O = O, g.kh = kh, g.kw = kw, g.stride = stride, g.pad = pad;
+  g.Ho = (H - 1) * stride - 2 * pad + kh + output_padding;
+  g.Wo = (W - 1) * stride - 2 * pad + kw + output_padding;
+  GT_CHECK(g.Ho >= 1 && g.Wo >= 1,
+           "conv_transpose2d: output size would be (" << g.Ho << ", " << g.Wo << ") for input (" << B << ", " << C
+                                                      << ", " << H << ", " << W << "), kernel " << kh << "x" << kw
+                                                      << ", stride " << stride << ", padding " << pad
+                                                      << ", output_padding " << output_padding);
+  return g;
+}
+
+namespace detail {
+ColGeom conv2d_col_geom(const Conv2dGeom& g) {
+  return ColGeom{g.C, g.H, g.W, g.kh, g.kw, g.stride, g.pad, g.Ho, g.Wo};
+}
+ColGeom conv_transpose2d_col_geom(const Conv2dGeom& g) {
+  // The image is the output (O, Ho, Wo); the kernel lands on the input's H x W positions.
+  return ColGeom{g.O, g.Ho, g.Wo, g.kh, g.kw, g.stride, g.pad, g.H, g.W};
+}
+int64_t conv_chunk(int64_t B, int64_t per_image) {
+  const int64_t n = per_image > 0 ? kConvColMaxFloats / per_image : B;
+  return std::max<int64_t>(1, std::min<int64_t>(B, n));
+}
+}  // namespace detail
+
+namespace {
+
+// A 1x1, stride-1, unpadded kernel: the columns are the image itself, so im2col/col2im are skipped.
+bool is_identity(const ColGeom& g) {
+  return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0 && g.Ho == g.H && g.Wo == g.W;
+}
+
+// Planes of `plane` elements per parallel_for grain, so a chunk does ~kElementwiseGrain work.
+int64_t plane_grain(int64_t plane) { return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, plane)); }
+
+// y (B, O, L) += bias[o].
+void add_bias_cpu(float* y, const float* bias, int64_t B, int64_t O, int64_t L) {
+  parallel_for(B * O, plane_grain(L), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float v = bias[p % O];
+      float* row = y + p * L;
+      for (int64_t l = 0; l < L; ++l) row[l] += v;
+    }
+  });
+}
+
+// db[o] += sum_{b,l} dy[b,o,l]; dy (B, O, L).
+void channel_sum_cpu(const float* dy, int64_t B, int64_t O, int64_t L, float* db) {
+  parallel_for(O, plane_grain(B * L), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      double s = 0;  // B*L terms: accumulate in double, it costs nothing here
+      for (int64_t b = 0; b < B; ++b) {
+        const float* row = dy + (b * O + o) * L;
+        float r = 0.0f;
+        for (int64_t l = 0; l < L; ++l) r += row[l];
+        s += r;
+      }
+      db[o] += (float)s;
+    }
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- im2col / col2im
+
+void im2col_cpu(const float* x, int64_t B, const ColGeom& g, float* col) {
+  const int64_t K2 = g.kh * g.kw, L = g.Ho * g.Wo;
+  parallel_for(B * g.C, plane_grain(K2 * L), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t b = p / g.C, c = p % g.C;
+      const float* img = x + b * g.C * g.H * g.W;
+      float* dst = col + (b * g.C + c) * K2 * L;  // rows (c, i, j) of image b
+      for (int64_t i = 0; i < g.kh; ++i)
+        for (int64_t j = 0; j < g.kw; ++j)
+          for (int64_t oh = 0; oh < g.Ho; ++oh)
+            for (int64_t ow = 0; ow < g.Wo; ++ow) *dst++ = im2col_value(img, g, c, i, j, oh, ow);
+    }
+  });
+}
+
+void col2im_cpu(const float* col, int64_t B, const ColGeom& g, float* x, bool accumulate) {
+  const int64_t CKL = g.C * g.kh * g.kw * g.Ho * g.Wo;
+  parallel_for(B * g.C, plane_grain(g.kh * g.kw * g.Ho * g.Wo), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t b = p / g.C, c = p % g.C;
+      const float* cb = col + b * CKL;
+      float* dst = x + p * g.H * g.W;
+      for (int64_t h = 0; h < g.H; ++h)
+        for (int64_t w = 0; w < g.W; ++w) {
+          const float v = col2im_value(cb, g, c, h, w);
+          if (accumulate)
+            dst[h * g.W + w] += v;
+          else
+            dst[h * g.W + w] = v;
+        }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- conv2d
+
+void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y) {
+  const ColGeom cg = detail::conv2d_col_geom(g);
+  const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
+  const bool identity = is_identity(cg);
+  const int64_t nb = detail::conv_chunk(g.B, CK * L);
+  Tensor col = identity ? Tensor() : Tensor::empty({nb * CK * L});
+  for (int64_t b0 = 0; b0 < g.B; b0 += nb) {
+    const int64_t n = std::min(nb, g.B - b0);
+    const float* cols = x + b0 * xs;
+    if (!identity) {
+      im2col_cpu(x + b0 * xs, n, cg, col.data());
+      cols = col.data();
+    }
+    // y[b] (O, L) = W (O, CK) col[b] (CK, L)
+    gemm_batched_cpu(false, false, n, g.O, L, CK, 1.0f, w, 0, cols, CK * L, 0.0f, y + b0 * ys, ys);
+  }
+  if (bias) add_bias_cpu(y, bias, g.B, g.O, L);
+}
+
+void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* dy, float* dx,
+                         float* dw, float* db) {
+  const ColGeom cg = detail::conv2d_col_geom(g);
+  const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
+  // db[o] += sum_{b,l} dy[b,o,l]
+  if (db) channel_sum_cpu(dy, g.B, g.O, L, db);
+  if (!dx && !dw) return;
+  const bool identity = is_identity(cg);
+  const int64_t nb = detail::conv_chunk(g.B, CK * L);
+  Tensor col = identity ? Tensor() : Tensor::empty({nb * CK * L});
+  for (int64_t b0 = 0; b0 < g.B; b0 += nb) {
+    const int64_t n = std::min(nb, g.B - b0);
+    const float* dyc = dy + b0 * ys;
+    if (dw) {
+      // dW (O, CK) += dy[b] (O, L) col[b]^T (L, CK), summed over the batch
+      const float* cols = x + b0 * xs;
+      if (!identity) {
+        im2col_cpu(x + b0 * xs, n, cg, col.data());
+        cols = col.data();
+      }
+      for (int64_t b = 0; b < n; ++b)
+        gemm_cpu(false, true, g.O, CK, L, 1.0f, dyc + b * ys, cols + b * CK * L, 1.0f, dw);
+    }
+    if (dx) {
+      // dcol[b] (CK, L) = W^T (CK, O) dy[b] (O, L);  dx[b] += col2im(dcol[b])
+      if (identity) {
+        gemm_batched_cpu(true, false, n, CK, L, g.O, 1.0f, w, 0, dyc, ys, 1.0f, dx + b0 * xs, xs);
+      } else {
+        gemm_batched_cpu(true, false, n, CK, L, g.O, 1.0f, w, 0, dyc, ys, 0.0f, col.data(), CK * L);
+        col2im_cpu(col.data(), n, cg, dx + b0 * xs, /*accumulate=*/true);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- conv_transpose2d
+
+void conv_transpose2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias,
+                                  float* y) {
+  const ColGeom cg = detail::conv_transpose2d_col_geom(g);
+  const int64_t CK = g.O * g.kh * g.kw, L = g.H * g.W, xs = g.C * L, ys = g.O * g.Ho * g.Wo;
+  const bool identity = is_identity(cg);
+  const int64_t nb = detail::conv_chunk(g.B, CK * L);
+  Tensor col = identity ? Tensor() : Tensor::empty({nb * CK * L});
+  for (int64_t b0 = 0; b0 < g.B; b0 += nb) {
+    const int64_t n = std::min(nb, g.B - b0);
+    // col[b] (CK, L) = W^T (CK, C) x[b] (C, L), W stored (C, O*kh*kw);  y[b] = col2im(col[b])
+    if (identity) {
+      gemm_batched_cpu(true, false, n, CK, L, g.C, 1.0f, w, 0, x + b0 * xs, xs, 0.0f, y + b0 * ys, ys);
+    } else {
+      gemm_batched_cpu(true, false, n, CK, L, g.C, 1.0f, w, 0, x + b0 * xs, xs, 0.0f, col.data(), CK * L);
+      col2im_cpu(col.data(), n, cg, y + b0 * ys, /*accumulate=*/false);
+    }
+  }
+  if (bias) add_bias_cpu(y, bias, g.B, g.O, g.Ho * g.Wo);
+}
+
+void conv_transpose2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* dy,
+                                   float* dx, float* dw, float* db) {
+  const ColGeom cg = detail::conv_transpose2d_col_geom(g);
+  const int64_t CK = g.O * g.kh * g.kw, L = g.H * g.W, xs = g.C * L, ys = g.O * g.Ho * g.Wo;
+  // db[o] += sum_{b,oh,ow} dy[b,o,oh,ow]
+  if (db) channel_sum_cpu(dy, g.B, g.O, g.Ho * g.Wo, db);
+  if (!dx && !dw) return;
+  const bool identity = is_identity(cg);
+  const int64_t nb = detail::conv_chunk(g.B, CK * L);
+  Tensor col = identity ? Tensor() : Tensor::empty({nb * CK * L});
+  for (int64_t b0 = 0; b0 < g.B; b0 += nb) {
+    const int64_t n = std::min(nb, g.B - b0);
+    const float* cols = dy + b0 * ys;  // im2col(dy[b]) (CK, L)
+    if (!identity) {
+      im2col_cpu(dy + b0 * ys, n, cg, col.data());
+      cols = col.data();
+    }
+    // dx[b] (C, L) += W (C, CK) im2col(dy[b]) (CK, L)
+    if (dx) gemm_batched_cpu(false, false, n, g.C, L, CK, 1.0f, w, 0, cols, CK * L, 1.0f, dx + b0 * xs, xs);
+    // dW (C, CK) += x[b] (C, L) im2col(dy[b])^T (L, CK), summed over the batch
+    if (dw)
+      for (int64_t b = 0; b < n; ++b)
+        gemm_cpu(false, true, g.C, CK, L, 1.0f, x + (b0 + b) * xs, cols + b * CK * L, 1.0f, dw);
+  }
+}
+
+// ---------------------------------------------------------------- upsample_nearest2d
+
+void upsample_nearest2d_forward_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t scale,
+                                    float* y) {
+  const int64_t Ho = H * scale, Wo = W * scale;
+  parallel_for(B * C, plane_grain(Ho * Wo), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float* src = x + p * H * W;
+      float* dst = y + p * Ho * Wo;
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) dst[oh * Wo + ow] = upsample_nearest2d_value(src, W, scale, oh, ow);
+    }
+  });
+}
+
+void upsample_nearest2d_backward_cpu(const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
+                                     int64_t scale, float* dx) {
+  const int64_t Ho = H * scale, Wo = W * scale;
+  parallel_for(B * C, plane_grain(Ho * Wo), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float* src = dy + p * Ho * Wo;
+      float* dst = dx + p * H * W;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) dst[h * W + w] += upsample_nearest2d_grad(src, W, scale, h, w);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- avg_pool2d
+
+void avg_pool2d_forward_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s,
+                            float* y) {
+  const int64_t Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
+  parallel_for(B * C, plane_grain(Ho * Wo * k * k), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float* src = x + p * H * W;
+      float* dst = y + p * Ho * Wo;
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) dst[oh * Wo + ow] = avg_pool2d_value(src, W, k, s, oh, ow);
+    }
+  });
+}
+
+void avg_pool2d_backward_cpu(const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s,
+                             float* dx) {
+  const int64_t Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
+  parallel_for(B * C, plane_grain(H * W), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float* src = dy + p * Ho * Wo;
+      float* dst = dx + p * H * W;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) dst[h * W + w] += avg_pool2d_grad(src, Ho, Wo, k, s, h, w);
+    }
+  });
+}
+
+}  // namespace gt

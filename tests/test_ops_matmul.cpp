@@ -1,0 +1,159 @@
+// test_ops_matmul.cpp: gt::matmul (all four transpose-flag combinations, 2-D and batched 3-D) against
+// a naive double-precision loop, finite differences and CPU vs CUDA; the GEMM kernels' alpha/beta
+// contract; shape errors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/matmul.h"
+#include "tests/op_table.h"
+
+namespace gt::test {
+
+namespace {
+
+// Unit roundoff of float32 (2^-24).
+constexpr double kF32Unit = 5.9604644775390625e-8;
+
+// Tolerances for a GEMM whose longest float32 reduction (forward or backward) has k terms. The
+// rounding error of a float32 k-term dot product is bounded by k * u * sum_i |a_i b_i|; with
+// unit-normal inputs (and the unit-normal seed the CPU/CUDA check back-propagates) sum_i |a_i b_i|
+// is about 0.64 k, so k^2 * u bounds the error of any output. Never below the table's defaults.
+// A wrong index or sign gives O(1) errors, far above these.
+Tolerance gemm_tolerance(int64_t k) {
+  Tolerance t;
+  const double bound = (double)k * (double)k * kF32Unit;
+  t.fwd_atol = std::max(t.fwd_atol, bound);
+  t.dev_atol = std::max(t.dev_atol, bound);
+  return t;
+}
+
+// Reference: C[b] = op(A[b]) op(B[b]) in double; a single input is multiplied by itself.
+RefFn matmul_ref(bool ta, bool tb) {
+  return [ta, tb](const std::vector<HostTensor>& in) {
+    const HostTensor& A = in[0];
+    const HostTensor& B = in.size() > 1 ? in[1] : in[0];
+    const bool batched = A.shape.size() == 3;
+    const int o = batched ? 1 : 0;
+    const int64_t nb = batched ? A.shape[0] : 1;
+    const int64_t ar = A.shape[o], ac = A.shape[o + 1], br = B.shape[o], bc = B.shape[o + 1];
+    const int64_t M = ta ? ac : ar, K = ta ? ar : ac, N = tb ? br : bc;
+    RefResult r;
+    r.shape = batched ? Shape{nb, M, N} : Shape{M, N};
+    r.v.assign((size_t)(nb * M * N), 0.0);
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const double av = ta ? A.v[(size_t)(b * ar * ac + k * ac + m)] : A.v[(size_t)(b * ar * ac + m * ac + k)];
+            const double bv = tb ? B.v[(size_t)(b * br * bc + n * bc + k)] : B.v[(size_t)(b * br * bc + k * bc + n)];
+            s += av * bv;
+          }
+          r.v[(size_t)((b * M + m) * N + n)] = s;
+        }
+    return r;
+  };
+}
+
+OpRow matmul_row(const std::string& name, Shape a, Shape b, bool ta, bool tb) {
+  OpRow row;
+  row.name = name;
+  row.inputs = {normal(a), normal(b)};
+  row.op = [ta, tb](const std::vector<Tensor>& in) { return matmul(in[0], in[1], ta, tb); };
+  row.ref = matmul_ref(ta, tb);
+  // Longest reduction: K forward, M (for dB) or N (for dA) backward.
+  const int n = a.size();
+  const int64_t M = ta ? a[n - 1] : a[n - 2], K = ta ? a[n - 2] : a[n - 1], N = tb ? b[n - 2] : b[n - 1];
+  row.tol = gemm_tolerance(std::max({M, K, N}));
+  return row;
+}
+
+std::vector<OpRow> rows() {
+  std::vector<OpRow> r;
+  r.push_back(matmul_row("matmul (5,7) @ (7,11)", {5, 7}, {7, 11}, false, false));
+  r.push_back(matmul_row("matmul (7,5)^T @ (7,11)", {7, 5}, {7, 11}, true, false));
+  r.push_back(matmul_row("matmul (5,7) @ (11,7)^T", {5, 7}, {11, 7}, false, true));
+  r.push_back(matmul_row("matmul (7,5)^T @ (11,7)^T", {7, 5}, {11, 7}, true, true));
+  r.push_back(matmul_row("matmul (13,5) @ (5,3)", {13, 5}, {5, 3}, false, false));
+  r.push_back(matmul_row("matmul (1,13) @ (13,1)", {1, 13}, {13, 1}, false, false));
+  r.push_back(matmul_row("matmul (3,5,7) @ (3,7,4)", {3, 5, 7}, {3, 7, 4}, false, false));
+  r.push_back(matmul_row("matmul (2,7,5)^T @ (2,7,11)", {2, 7, 5}, {2, 7, 11}, true, false));
+  r.push_back(matmul_row("matmul (2,5,7) @ (2,11,7)^T", {2, 5, 7}, {2, 11, 7}, false, true));
+  r.push_back(matmul_row("matmul (3,7,5)^T @ (3,4,7)^T", {3, 7, 5}, {3, 4, 7}, true, true));
+  {
+    // The same tensor on both sides: both backward GEMMs accumulate into one gradient buffer.
+    OpRow row;
+    row.name = "matmul x @ x^T (5,7)";
+    row.inputs = {normal({5, 7})};
+    row.op = [](const std::vector<Tensor>& in) { return matmul(in[0], in[0], false, true); };
+    row.ref = [](const std::vector<HostTensor>& in) { return matmul_ref(false, true)({in[0], in[0]}); };
+    row.tol = gemm_tolerance(7);
+    r.push_back(row);
+  }
+  {
+    // A larger product so Eigen's blocked, multithreaded GEMM path runs, not only its small-size one.
+    r.push_back(matmul_row("matmul (37,70) @ (70,29)", {37, 70}, {70, 29}, false, false));
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("op table: matmul", "[ops]") { run_op_table(rows()); }
+
+TEST_CASE("op table: matmul cpu vs cuda", "[ops][cuda]") { run_op_table_cuda(rows()); }
+
+TEST_CASE("matmul: shape errors name both operands", "[ops]") {
+  Tensor a = Tensor::zeros({3, 4}), b = Tensor::zeros({5, 6});
+  REQUIRE_THROWS_AS(matmul(a, b), gt::Error);
+  REQUIRE_THROWS_WITH(matmul(a, b), Catch::Matchers::Contains("(3, 4)") && Catch::Matchers::Contains("(5, 6)"));
+  // Transposing b makes its stored (5, 6) contribute K = 6: still a mismatch with a's 4.
+  REQUIRE_THROWS_WITH(matmul(a, b, false, true), Catch::Matchers::Contains("transposed"));
+  REQUIRE_NOTHROW(matmul(a, Tensor::zeros({6, 4}), false, true));
+  // Rank and batch mismatches.
+  REQUIRE_THROWS_AS(matmul(Tensor::zeros({2, 3, 4}), Tensor::zeros({4, 5})), gt::Error);
+  REQUIRE_THROWS_WITH(matmul(Tensor::zeros({2, 3, 4}), Tensor::zeros({3, 4, 5})),
+                      Catch::Matchers::Contains("batch") && Catch::Matchers::Contains("(2, 3, 4)"));
+  REQUIRE_THROWS_AS(matmul(Tensor::zeros({4}), Tensor::zeros({4})), gt::Error);
+}
+
+TEST_CASE("matmul: only inputs that require grad get a gradient", "[ops]") {
+  Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = Tensor::from_vector({1, 0, 0, 1, 1, 1}, {3, 2}).set_requires_grad();
+  Tensor c = matmul(a, b);
+  backward(c, Tensor::ones({2, 2}));
+  REQUIRE_FALSE(a.grad().defined());
+  // dB = A^T dC = A^T 1: row k of dB is the column sum of A's column k, repeated.
+  std::vector<float> want = {5, 5, 7, 7, 9, 9};
+  REQUIRE(b.grad().to_vector() == want);
+}
+
+TEST_CASE("gemm_cpu: alpha, beta and the shared-operand batch", "[ops]") {
+  // A (2, 3), B (3, 2): A B = [[4, 5], [10, 11]].
+  const std::vector<float> A = {1, 2, 3, 4, 5, 6}, B = {1, 0, 0, 1, 1, 1};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> C(4, nan);
+  gemm_cpu(false, false, 2, 2, 3, 1.0f, A.data(), B.data(), 0.0f, C.data());  // beta 0 never reads C
+  REQUIRE(C == std::vector<float>{4, 5, 10, 11});
+  gemm_cpu(false, false, 2, 2, 3, 2.0f, A.data(), B.data(), 1.0f, C.data());  // C += 2 A B
+  REQUIRE(C == std::vector<float>{12, 15, 30, 33});
+  gemm_cpu(false, false, 2, 2, 3, 1.0f, A.data(), B.data(), 0.5f, C.data());  // C = A B + C/2
+  REQUIRE(C == std::vector<float>{10, 12.5f, 25, 27.5f});
+  // (A^T)^T B^T^T: stored transposes give the same product.
+  const std::vector<float> At = {1, 4, 2, 5, 3, 6}, Bt = {1, 0, 1, 0, 1, 1};
+  gemm_cpu(true, true, 2, 2, 3, 1.0f, At.data(), Bt.data(), 0.0f, C.data());
+  REQUIRE(C == std::vector<float>{4, 5, 10, 11});
+  // Batch of 3 sharing A (stride 0), B_b = b * B.
+  std::vector<float> Bs, Cs(12, nan);
+  for (int b = 0; b < 3; ++b)
+    for (float v : B) Bs.push_back(v * (float)b);
+  gemm_batched_cpu(false, false, 3, 2, 2, 3, 1.0f, A.data(), 0, Bs.data(), 6, 0.0f, Cs.data(), 4);
+  REQUIRE(Cs == std::vector<float>{0, 0, 0, 0, 4, 5, 10, 11, 8, 10, 20, 22});
+  // K = 0: an empty sum.
+  gemm_cpu(false, false, 2, 2, 0, 1.0f, A.data(), B.data(), 0.0f, C.data());
+  REQUIRE(C == std::vector<float>{0, 0, 0, 0});
+}
+
+}  // namespace gt::test
