@@ -21,6 +21,8 @@
 
 namespace gt {
 
+class Generator;
+
 // ---- elementwise binary, with broadcasting (ops_elementwise.cpp) ----
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
@@ -96,5 +98,17 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
 Tensor upsample_nearest2d(const Tensor& x, int scale);
 // Average pooling, no padding: (B, C, H, W) -> (B, C, (H-k)/s+1, (W-k)/s+1).
 Tensor avg_pool2d(const Tensor& x, int kernel, int stride);
+
+// ---- VAE losses and sampling, fused (ops_vae.cpp; equations in kernels/vae.h) ----
+// z = mu + exp(logvar / 2) * eps with eps ~ N(0, I): the next mu.numel() normals of gen's Philox
+// stream (exactly what gen.normal would draw; gen advances). eps_out, when given, receives eps.
+Tensor reparameterize(const Tensor& mu, const Tensor& logvar, Generator& gen, Tensor* eps_out = nullptr);
+// KL(N(mu, diag e^logvar) || N(0, I)) per row: mu, logvar (B, D) -> (B).
+Tensor kl_normal(const Tensor& mu, const Tensor& logvar);
+// -log Bernoulli(x | sigmoid(logits)) per row, computed stably from the logits: (B, D) -> (B).
+Tensor bernoulli_nll(const Tensor& logits, const Tensor& x);
+// -log N(x | mean, diag e^logvar) per row; logvar is a scalar, (D) or (B, D): (B, D) -> (B).
+// A fixed variance is a logvar that does not require grad; a learned one is a parameter.
+Tensor gaussian_nll(const Tensor& mean, const Tensor& x, const Tensor& logvar);
 
 }  // namespace gt

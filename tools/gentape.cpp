@@ -8,12 +8,17 @@
 #include "core/device.h"
 #include "core/rng.h"
 
+namespace gt::tools {
+int cmd_demo(Device device);  // demo.cpp
+}
+
 namespace {
 void usage(FILE* f) {
   std::fprintf(f,
                "usage: gentape <command> [options]\n\n"
                "commands:\n"
                "  info     show the build (CUDA or not), the GPU if any, and CPU threads\n"
+               "  demo     fit a small MLP with the autograd engine [--device auto|cpu|cuda]\n"
                "  help     this message\n");
 }
 
@@ -40,6 +45,19 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "info") return cmd_info();
+    if (cmd == "demo") {
+      std::string dev = "auto";
+      for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--device" && i + 1 < argc) {
+          dev = argv[++i];
+        } else {
+          std::fprintf(stderr, "gentape demo: unknown option '%s' (expected --device auto|cpu|cuda)\n", a.c_str());
+          return 2;
+        }
+      }
+      return gt::tools::cmd_demo(gt::parse_device(dev));
+    }
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       usage(stdout);
       return 0;

@@ -1,0 +1,100 @@
+// vae.cpp: CPU references of the fused VAE kernels — plain loops over the GT_HD terms of vae.h,
+// rows in parallel for the per-sample reductions.
+#include "kernels/vae.h"
+
+#include "core/philox.h"
+#include "kernels/parallel.h"
+
+namespace gt {
+
+namespace {
+// Rows per parallel chunk: a row of a VAE is D = 20..784 floats, so group enough rows to be worth
+// a thread.
+int64_t row_grain(int64_t D) { return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(D, 1)); }
+
+template <class Term>
+void row_sums(float* out, int64_t B, int64_t D, Term term) {
+  parallel_for(B, row_grain(D), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      float s = 0.f;
+      for (int64_t j = 0; j < D; ++j) s += term(b, j);
+      out[b] = s;
+    }
+  });
+}
+}  // namespace
+
+void reparam_forward_cpu(float* z, float* eps, const float* mu, const float* logvar, int64_t n, uint64_t seed,
+                         uint64_t offset) {
+  parallel_for(n, kElementwiseGrain / 8, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float r = philox_normal(seed, offset + (uint64_t)i);
+      eps[i] = r;
+      z[i] = mu[i] + expf(0.5f * logvar[i]) * r;
+    }
+  });
+}
+
+void reparam_backward_cpu(float* dmu, float* dlogvar, const float* dz, const float* eps, const float* logvar,
+                          int64_t n) {
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      if (dmu) dmu[i] += dz[i];
+      if (dlogvar) dlogvar[i] += 0.5f * dz[i] * eps[i] * expf(0.5f * logvar[i]);
+    }
+  });
+}
+
+void kl_forward_cpu(float* kl, const float* mu, const float* logvar, int64_t B, int64_t D) {
+  row_sums(kl, B, D, [&](int64_t b, int64_t j) { return kl_term(mu[b * D + j], logvar[b * D + j]); });
+}
+
+void kl_backward_cpu(float* dmu, float* dlogvar, const float* dkl, const float* mu, const float* logvar, int64_t B,
+                     int64_t D) {
+  parallel_for(B * D, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float g = dkl[i / D];
+      if (dmu) dmu[i] += g * mu[i];
+      if (dlogvar) dlogvar[i] += 0.5f * g * (expf(logvar[i]) - 1.f);
+    }
+  });
+}
+
+void bernoulli_nll_forward_cpu(float* nll, const float* logits, const float* x, int64_t B, int64_t D) {
+  row_sums(nll, B, D, [&](int64_t b, int64_t j) { return bce_logits_term(logits[b * D + j], x[b * D + j]); });
+}
+
+void bernoulli_nll_backward_cpu(float* dlogits, float* dx, const float* dnll, const float* logits, const float* x,
+                                int64_t B, int64_t D) {
+  parallel_for(B * D, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float g = dnll[i / D];
+      if (dlogits) dlogits[i] += g * (stable_sigmoid(logits[i]) - x[i]);
+      if (dx) dx[i] += -g * logits[i];
+    }
+  });
+}
+
+void gaussian_nll_forward_cpu(float* nll, const float* mean, const float* x, const float* logvar,
+                              LogvarLayout layout, int64_t B, int64_t D) {
+  row_sums(nll, B, D, [&](int64_t b, int64_t j) {
+    return gaussian_nll_term(mean[b * D + j], x[b * D + j], logvar[logvar_index(layout, b, j, D)]);
+  });
+}
+
+void gaussian_nll_backward_cpu(float* dmean, float* dx, float* dlogvar_full, const float* dnll, const float* mean,
+                               const float* x, const float* logvar, LogvarLayout layout, int64_t B, int64_t D) {
+  parallel_for(B * D, kElementwiseGrain, [&](int64_t b0, int64_t e) {
+    for (int64_t i = b0; i < e; ++i) {
+      const int64_t b = i / D, j = i % D;
+      const float g = dnll[b];
+      const float inv = expf(-logvar[logvar_index(layout, b, j, D)]);
+      const float d = x[i] - mean[i];
+      if (dmean) dmean[i] += -g * d * inv;
+      if (dx) dx[i] += g * d * inv;
+      if (dlogvar_full) dlogvar_full[i] = 0.5f * g * (1.f - d * d * inv);
+    }
+  });
+}
+
+}  // namespace gt
