@@ -1,5 +1,13 @@
-// gentape.cpp: the `gentape` command-line tool — the user's entry point. Today it reports the
-// build and the devices (`gentape info`); train/eval/sample commands arrive with the model issues.
+// gentape.cpp: the `gentape` command-line tool — the user's entry point. The table below lists every
+// command; each lives in its own file and declares its flags with tools/cli.h, so
+// `gentape <command> --help` always matches the code.
+//
+//   gentape train vae --latent 2 --epochs 10 --out runs/two-d    # writes a run directory
+//   gentape eval runs/two-d --iw-samples 100
+//   gentape manifold runs/two-d                                   # runs/two-d/manifold.png
+//
+// Exit codes: 0 success, 1 a runtime failure (missing file, damaged checkpoint, diverged training),
+// 2 a command-line mistake (unknown command or flag, bad value), always with a message naming it.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -7,66 +15,108 @@
 #include "core/allocator.h"
 #include "core/device.h"
 #include "core/rng.h"
+#include "tools/commands.h"
 
 namespace gt::tools {
-int cmd_demo(Device device);  // demo.cpp
+int cmd_demo(Device device);  // demo.cpp: the autograd engine alone, an MLP fit of sin(3x)
 }
 
 namespace {
+
+using gt::cli::Args;
+
+struct Command {
+  const char* name;
+  int (*run)(const Args& args);
+  const char* summary;
+};
+
+// ---- the commands ----------------------------------------------------------------------------
+const Command kCommands[] = {
+    {"train", gt::tools::cmd_train, "train a vae or cvae; writes a run directory (checkpoint, metrics, loss.png)"},
+    {"eval", gt::tools::cmd_eval, "test-set -ELBO, KL, active units, importance-weighted -log p(x) (--json)"},
+    {"sample", gt::tools::cmd_sample, "a grid of images decoded from the prior"},
+    {"reconstruct", gt::tools::cmd_reconstruct, "test images next to their reconstructions"},
+    {"interpolate", gt::tools::cmd_interpolate, "decode the latent line between two test images"},
+    {"manifold", gt::tools::cmd_manifold, "2-D latent runs: the decoded 20x20 latent grid (Kingma & Welling Fig. 4)"},
+    {"latents", gt::tools::cmd_latents, "scatter of test-set latent means by class (PCA when latent > 2)"},
+    {"info", gt::tools::cmd_info, "the build (CUDA or not), the GPU if any, CPU threads"},
+    {"demo", gt::tools::cmd_demo, "the autograd engine alone: fit sin(3x) with a small MLP"},
+};
+
 void usage(FILE* f) {
+  std::fprintf(f, "usage: gentape <command> [arguments] [flags]\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(f, "  %-12s %s\n", c.name, c.summary);
   std::fprintf(f,
-               "usage: gentape <command> [options]\n\n"
-               "commands:\n"
-               "  info     show the build (CUDA or not), the GPU if any, and CPU threads\n"
-               "  demo     fit a small MLP with the autograd engine [--device auto|cpu|cuda]\n"
-               "  help     this message\n");
+               "\n`gentape <command> --help` lists a command's flags.\n"
+               "quick start:  gentape train vae --latent 2 --epochs 10 --out runs/demo\n"
+               "              gentape sample runs/demo && gentape manifold runs/demo\n");
 }
 
-int cmd_info() {
+// gt::Error messages start with "gentape: "; the command name replaces it.
+std::string strip_prefix(const char* what) {
+  return std::strncmp(what, "gentape: ", 9) == 0 ? what + 9 : what;
+}
+
+}  // namespace
+
+namespace gt::tools {
+
+int cmd_info(const Args& args) {
+  cli::Parser p("info", "", "Show the build (CUDA or not), the GPU if any, CPU threads and the RNG.");
+  if (!p.parse(args)) return 0;
   std::printf("gentape 0.1.0\n");
-  std::printf("  CUDA backend : %s\n", gt::built_with_cuda() ? "built" : "not built");
-  if (gt::cuda_available())
-    std::printf("  GPU          : %s\n", gt::cuda_device_name().c_str());
+  std::printf("  CUDA backend : %s\n", built_with_cuda() ? "built" : "not built");
+  if (cuda_available())
+    std::printf("  GPU          : %s\n", cuda_device_name().c_str());
   else
-    std::printf("  GPU          : none (%s)\n", gt::cuda_unavailable_reason().c_str());
-  std::printf("  CPU threads  : %d\n", gt::num_threads());
+    std::printf("  GPU          : none (%s)\n", cuda_unavailable_reason().c_str());
+  std::printf("  CPU threads  : %d\n", num_threads());
   std::printf("  RNG          : Philox4x32-10 (%s)\n",
-              gt::Generator::uses_curand() ? "cuRAND host + device generators, legacy ordering"
-                                           : "gentape's own implementation; no cuRAND in this build");
+              Generator::uses_curand() ? "cuRAND host + device generators, legacy ordering"
+                                       : "gentape's own implementation; no cuRAND in this build");
   return 0;
 }
-}  // namespace
+
+int cmd_demo(const Args& args) {
+  cli::Parser p("demo", "", "Fit y = sin(3x) with a 1-64-64-1 tanh MLP written with raw autograd ops (the engine alone;\n"
+                            "`make demo` runs the VAE demo).");
+  p.option("device", "auto", "where to compute", "auto|cpu|cuda", {"auto", "cpu", "cuda"});
+  if (!p.parse(args)) return 0;
+  return cmd_demo(parse_device(p.str("device")));
+}
+
+}  // namespace gt::tools
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
   }
-  std::string cmd = argv[1];
-  try {
-    if (cmd == "info") return cmd_info();
-    if (cmd == "demo") {
-      std::string dev = "auto";
-      for (int i = 2; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--device" && i + 1 < argc) {
-          dev = argv[++i];
-        } else {
-          std::fprintf(stderr, "gentape demo: unknown option '%s' (expected --device auto|cpu|cuda)\n", a.c_str());
-          return 2;
-        }
-      }
-      return gt::tools::cmd_demo(gt::parse_device(dev));
+  const std::string cmd = argv[1];
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    if (argc > 2) {  // gentape help train == gentape train --help
+      for (const Command& c : kCommands)
+        if (argv[2] == std::string(c.name)) return c.run({"--help"});
     }
-    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      usage(stdout);
-      return 0;
-    }
+    usage(stdout);
+    return 0;
+  }
+  const Command* command = nullptr;
+  for (const Command& c : kCommands)
+    if (cmd == c.name) command = &c;
+  if (!command) {
     std::fprintf(stderr, "gentape: unknown command '%s'\n\n", cmd.c_str());
     usage(stderr);
     return 2;
+  }
+  try {
+    return command->run(Args(argv + 2, argv + argc));
+  } catch (const gt::cli::UsageError& e) {
+    std::fprintf(stderr, "gentape %s: %s\n(see gentape %s --help)\n", cmd.c_str(), e.what(), cmd.c_str());
+    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
+    std::fprintf(stderr, "gentape %s: error: %s\n", cmd.c_str(), strip_prefix(e.what()).c_str());
     return 1;
   }
 }

