@@ -74,7 +74,7 @@ int cmd_info(const Args& args) {
   std::printf("  CPU threads  : %d\n", num_threads());
   std::printf("  RNG          : Philox4x32-10 (%s)\n",
               Generator::uses_curand() ? "cuRAND host + device generators, legacy ordering"
-                                       : "gentape's own implementation; no cuRAND in this build");
+                                       : "core/philox.h: cuRAND's stream, computed without cuRAND");
   return 0;
 }
 
