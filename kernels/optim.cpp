@@ -5,14 +5,18 @@
 
 namespace gt {
 
-void adam_step_cpu(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h) {
-  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+// The hyper-parameters are copied into locals: read through a reference they might alias the
+// arrays being written, which stops GCC hoisting them and so vectorising the loop.
+void adam_step_cpu(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& hr) {
+  const AdamHyper h = hr;
+  parallel_for(n, kElementwiseGrain, [=](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) adam_update(p[i], g[i], m[i], v[i], h);
   });
 }
 
-void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h) {
-  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHyper& hr) {
+  const SgdHyper h = hr;
+  parallel_for(n, kElementwiseGrain, [=](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) sgd_update(p[i], g[i], buf ? buf + i : nullptr, h);
   });
 }
