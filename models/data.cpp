@@ -7,33 +7,33 @@
 
 namespace gt {
 
-namespace {
-Dataset subset(const Dataset& d, const std::vector<int64_t>& rows) {
+Dataset Dataset::rows(const std::vector<int64_t>& indices) const {
+  for (int64_t r : indices)
+    GT_CHECK(r >= 0 && r < size(), "data set " << name << " has " << size() << " examples; index " << r << " is out of range");
   Dataset out;
-  out.name = d.name;
-  out.height = d.height;
-  out.width = d.width;
-  out.num_classes = d.num_classes;
-  const int64_t n = (int64_t)rows.size(), D = d.dim();
+  out.name = name;
+  out.height = height;
+  out.width = width;
+  out.num_classes = num_classes;
+  const int64_t n = (int64_t)indices.size(), D = dim();
   out.images = Tensor::empty({n, D});
   out.labels = Tensor::empty({n}, Device::CPU, DType::I32);
-  const float* src = d.images.data();
-  const int32_t* lab = d.labels.data_i32();
+  const float* src = images.data();
+  const int32_t* lab = labels.data_i32();
   float* dst = out.images.data();
   int32_t* ldst = out.labels.data_i32();
   for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(dst + i * D, src + rows[(size_t)i] * D, (size_t)D * sizeof(float));
-    ldst[i] = lab[rows[(size_t)i]];
+    std::memcpy(dst + i * D, src + indices[(size_t)i] * D, (size_t)D * sizeof(float));
+    ldst[i] = lab[indices[(size_t)i]];
   }
   return out;
 }
-}  // namespace
 
 Dataset Dataset::head(int64_t n) const {
   GT_CHECK(n >= 1 && n <= size(), "data set " << name << " has " << size() << " examples; cannot take the first " << n);
   std::vector<int64_t> rows((size_t)n);
   for (int64_t i = 0; i < n; ++i) rows[(size_t)i] = i;
-  return subset(*this, rows);
+  return this->rows(rows);
 }
 
 Dataset Dataset::without_class(int cls) const {
@@ -42,7 +42,7 @@ Dataset Dataset::without_class(int cls) const {
   const int32_t* lab = labels.data_i32();
   for (int64_t i = 0; i < size(); ++i)
     if (lab[i] != cls) rows.push_back(i);
-  return subset(*this, rows);
+  return this->rows(rows);
 }
 
 std::vector<int32_t> permutation(int64_t n, uint64_t seed, uint64_t stream) {

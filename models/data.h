@@ -31,6 +31,8 @@ struct Dataset {
   Dataset head(int64_t n) const;
   // Every example whose label is not `cls`.
   Dataset without_class(int cls) const;
+  // The examples at these indices, in this order (a copy). Indices out of range are an error.
+  Dataset rows(const std::vector<int64_t>& indices) const;
 };
 
 class Batcher {

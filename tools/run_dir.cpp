@@ -32,22 +32,6 @@ uint64_t splitmix64(uint64_t x) {
 
 }  // namespace
 
-Dataset take_rows(const Dataset& d, const std::vector<int64_t>& rows) {
-  Dataset out;
-  out.name = d.name;
-  out.height = d.height;
-  out.width = d.width;
-  out.num_classes = d.num_classes;
-  const int64_t n = (int64_t)rows.size(), D = d.dim();
-  out.images = Tensor::empty({n, D});
-  out.labels = Tensor::empty({n}, Device::CPU, DType::I32);
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(out.images.data() + i * D, d.images.data() + rows[(size_t)i] * D, (size_t)D * sizeof(float));
-    out.labels.data_i32()[i] = d.labels.data_i32()[rows[(size_t)i]];
-  }
-  return out;
-}
-
 namespace {
 template <class T>
 T get_field(const json& j, const char* key, const std::string& where) {
@@ -262,7 +246,7 @@ io::DataSplit run_data(const RunConfig& rc) {
     std::vector<int32_t> p = permutation(d.train.size(), kSubsetSeed, 0);
     std::vector<int64_t> rows(p.begin(), p.begin() + rc.train.train_limit);
     std::sort(rows.begin(), rows.end());
-    d.train = take_rows(d.train, rows);
+    d.train = d.train.rows(rows);
   }
   if (rc.train.binarize) {
     Generator g(kTestBinarizeSeed);

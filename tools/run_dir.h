@@ -102,8 +102,6 @@ class RunDir {
   std::string dir_;
 };
 
-// The rows of `d` listed in `rows`, in that order (a copy).
-Dataset take_rows(const Dataset& d, const std::vector<int64_t>& rows);
 
 // The data a run trains and tests on, with --holdout-class, --train-limit and the fixed test-set
 // binarisation applied. Prints nothing.

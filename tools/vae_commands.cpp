@@ -155,8 +155,8 @@ int cmd_eval(const cli::Args& args) {
     for (int64_t i = 0; i < data.test.size(); ++i) (lab[i] == hc ? in : rest).push_back(i);
     if (!in.empty() && !rest.empty()) {
       Generator g1(stream_seed(seed, "eval")), g2(stream_seed(seed, "eval"));
-      held = evaluate(*r.vae, take_rows(data.test, in), batch, iw, g1, device);
-      seen = evaluate(*r.vae, take_rows(data.test, rest), batch, iw, g2, device);
+      held = evaluate(*r.vae, data.test.rows(in), batch, iw, g1, device);
+      seen = evaluate(*r.vae, data.test.rows(rest), batch, iw, g2, device);
       j["holdout_class"] = hc;
       j["holdout_neg_elbo"] = held.neg_elbo;
       j["seen_neg_elbo"] = seen.neg_elbo;
@@ -227,7 +227,7 @@ int cmd_reconstruct(const cli::Args& args) {
   const int64_t N = data.test.size(), n = std::min(n_req, N);
   std::vector<int64_t> ids;
   for (int64_t i = 0; i < n; ++i) ids.push_back(i * N / n);  // spread over the classes of a sorted set
-  Dataset pick = take_rows(data.test, ids);
+  Dataset pick = data.test.rows(ids);
   const Device device = r.vae->device();
   Tensor x = pick.images.to(device);
   Tensor y = cfg.conditional() ? pick.labels.to(device) : Tensor();
@@ -272,7 +272,7 @@ int cmd_interpolate(const cli::Args& args) {
   const int64_t N = data.test.size();
   const int64_t I = p.integer("from", 0, N - 1), J = p.has("to") ? p.integer("to", 0, N - 1) : N / 2;
   const Device device = r.vae->device();
-  Dataset pair = take_rows(data.test, {I, J});
+  Dataset pair = data.test.rows({I, J});
   std::vector<int32_t> pair_labels = pair.labels.to_vector_i32();
   std::vector<float> mu = encode_all(*r.vae, pair, device);
   const int64_t D = cfg.latent;
