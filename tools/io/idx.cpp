@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string>
+
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -79,7 +82,9 @@ void write_idx(const std::string& path, const std::vector<int64_t>& dims, const 
   GT_CHECK(total == (int64_t)data.size(), "write_idx " << path << ": dims hold " << total << " bytes, data has "
                                                        << data.size());
   const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  const std::string tmp = path + ".tmp";
+  // A temporary name unique to this process: two processes converting the same data set at once
+  // (parallel tests on a fresh clone) each write a whole file and the last rename wins.
+  const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
   {
     GzPtr f(gzopen(tmp.c_str(), gz ? "wb6" : "wbT"));
     GT_CHECK(f, "cannot write " << tmp << ": " << std::strerror(errno));

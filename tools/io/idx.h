@@ -24,7 +24,8 @@ struct IdxArray {
 
 // Reads a .gz or plain IDX file (gzip is detected from the content, not the name).
 IdxArray read_idx(const std::string& path);
-// Writes unsigned-byte IDX, gzip'd when the path ends in ".gz"; atomically (temp file + rename).
+// Writes unsigned-byte IDX, gzip'd when the path ends in ".gz"; atomically (a temp file unique to
+// this process, then rename), so concurrent writers of the same file never see a partial one.
 void write_idx(const std::string& path, const std::vector<int64_t>& dims, const std::vector<uint8_t>& data);
 
 }  // namespace gt::io
