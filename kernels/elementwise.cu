@@ -19,6 +19,7 @@
 #include <algorithm>
 
 #include "core/cuda_context.h"
+#include "kernels/block_reduce.cuh"
 #include "core/error.h"
 
 namespace gt {
@@ -119,21 +120,6 @@ __global__ void sum_to_shape_thread_kernel(float* dx, float* partial, const floa
     store_sum(dx, partial, p, j, rc, detail::reduce_range_sum(g, p, j, r0, r1), scale);
 }
 
-// Sum over the threads of a block (blockDim.x a multiple of 32, at most 1024); the result is valid
-// in thread 0. Shuffles then one shared-memory pass: a fixed order, so deterministic.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < (int)(blockDim.x >> 5) ? warp_sums[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  }
-  __syncthreads();  // warp_sums may be rewritten by the caller's next call
-  return v;
-}
 
 // g's innermost dim is reduced: block j (of x) sums reduced chunk blockIdx.y, its threads reading
 // consecutive elements of each contiguous run.
@@ -144,7 +130,7 @@ __global__ void sum_to_shape_block_kernel(float* dx, float* partial, const float
     const int64_t base = strided_offset(j, p.nk, p.kshape, p.kstride);
     float s = 0.f;
     for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) s += g[base + strided_offset(r, p.nr, p.rshape, p.rstride)];
-    s = block_sum(s);
+    s = cuda::block_sum(s);
     if (threadIdx.x == 0) store_sum(dx, partial, p, j, rc, s, scale);
   }
 }

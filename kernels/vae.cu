@@ -1,6 +1,7 @@
 // vae.cu: CUDA versions of the fused VAE kernels. Elementwise parts run one thread per element;
 // per-sample sums run one block per row and reduce with warp shuffles (fixed order, no atomics).
 #include "core/cuda_context.h"
+#include "kernels/block_reduce.cuh"
 #include "core/error.h"
 #include "core/philox.h"
 #include "kernels/vae.h"
@@ -13,26 +14,13 @@ constexpr int kRowBlock = 256;
 #define GT_GRID_STRIDE(i, n) \
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
-// Sum of v over the block; the result is valid in thread 0.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[kRowBlock / 32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < (int)(blockDim.x >> 5) ? warp_sums[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  }
-  return v;
-}
 
 template <class Term>
 __global__ void row_sum_kernel(float* out, long long D, Term term) {
   const long long b = blockIdx.x;
   float s = 0.f;
   for (long long j = threadIdx.x; j < D; j += blockDim.x) s += term(b, j);
-  s = block_sum(s);
+  s = cuda::block_sum(s);
   if (threadIdx.x == 0) out[b] = s;
 }
 
