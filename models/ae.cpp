@@ -27,23 +27,13 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "models/config_json.h"
 
 namespace gt {
 
 // ---------------------------------------------------------------------------------------------
 // NoiseSpec and corrupt
 
-namespace {
-// The shortest decimal that reads back as the same float (as in vae.cpp): readable and exact.
-double shortest_decimal(float v) {
-  char buf[32];
-  for (int digits = 1; digits <= 9; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-    if (std::strtof(buf, nullptr) == v) break;
-  }
-  return std::strtod(buf, nullptr);
-}
-}  // namespace
 
 NoiseSpec NoiseSpec::parse(const std::string& spec) {
   const size_t colon = spec.find(':');
@@ -99,47 +89,26 @@ std::string AeConfig::to_json() const {
   j["hidden"] = hidden;
   j["latent"] = latent;
   j["kind"] = kind;
-  j["l1"] = shortest_decimal(l1);
+  j["l1"] = detail::shortest_decimal(l1);
   j["noise"] = noise;
   return j.dump();
 }
 
 AeConfig AeConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    GT_FAIL("AeConfig: not valid JSON (" << e.what() << "): '" << text.substr(0, 80) << "'");
-  }
-  GT_CHECK(j.is_object(), "AeConfig: expected a JSON object, got '" << text.substr(0, 80) << "'");
-  AeConfig c;
-  auto get_int = [&](const std::string& k, const nlohmann::json& v) {
-    GT_CHECK(v.is_number_integer(), "AeConfig: '" << k << "' must be an integer, got " << v.dump());
-    return v.get<int64_t>();
-  };
-  auto get_num = [&](const std::string& k, const nlohmann::json& v) {
-    GT_CHECK(v.is_number(), "AeConfig: '" << k << "' must be a number, got " << v.dump());
-    return v.get<double>();
-  };
-  auto get_str = [&](const std::string& k, const nlohmann::json& v) {
-    GT_CHECK(v.is_string(), "AeConfig: '" << k << "' must be a string, got " << v.dump());
-    return v.get<std::string>();
-  };
+  const nlohmann::json j = detail::parse_config_object(text, "AeConfig");
+  AeConfig c;  // keys left out keep their defaults
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
-    const nlohmann::json& v = it.value();
-    if (k == "arch") c.arch = get_str(k, v);
-    else if (k == "height") c.height = get_int(k, v);
-    else if (k == "width") c.width = get_int(k, v);
-    else if (k == "latent") c.latent = get_int(k, v);
-    else if (k == "kind") c.kind = get_str(k, v);
-    else if (k == "l1") c.l1 = (float)get_num(k, v);
-    else if (k == "noise") c.noise = get_str(k, v);
-    else if (k == "hidden") {
-      GT_CHECK(v.is_array(), "AeConfig: 'hidden' must be an array of integers, got " << v.dump());
-      c.hidden.clear();
-      for (const auto& h : v) c.hidden.push_back(get_int("hidden", h));
-    } else {
+    const detail::ConfigField f{"AeConfig", k, it.value()};
+    if (k == "arch") c.arch = f.string();
+    else if (k == "height") c.height = f.integer();
+    else if (k == "width") c.width = f.integer();
+    else if (k == "latent") c.latent = f.integer();
+    else if (k == "kind") c.kind = f.string();
+    else if (k == "l1") c.l1 = (float)f.number();
+    else if (k == "noise") c.noise = f.string();
+    else if (k == "hidden") c.hidden = f.integers();
+    else {
       GT_FAIL("AeConfig: unknown key '" << k << "' (known: arch, height, width, hidden, latent, kind, l1, noise)");
     }
   }

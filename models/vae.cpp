@@ -48,24 +48,13 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "models/config_json.h"
 
 namespace gt {
 
 // ---------------------------------------------------------------------------------------------
 // VaeConfig
 
-namespace {
-// The shortest decimal that reads back as the same float (0.1f -> 0.1, not 0.100000001490116), as
-// a double for the JSON writer: config files stay readable and the round trip stays exact.
-double shortest_decimal(float v) {
-  char buf[32];
-  for (int digits = 1; digits <= 9; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-    if (std::strtof(buf, nullptr) == v) break;
-  }
-  return std::strtod(buf, nullptr);
-}
-}  // namespace
 
 std::string VaeConfig::to_json() const {
   nlohmann::ordered_json j;
@@ -76,55 +65,32 @@ std::string VaeConfig::to_json() const {
   j["latent"] = latent;
   j["decoder"] = decoder;
   j["learn_variance"] = learn_variance;
-  j["decoder_logvar"] = shortest_decimal(decoder_logvar);
-  j["beta"] = shortest_decimal(beta);
+  j["decoder_logvar"] = detail::shortest_decimal(decoder_logvar);
+  j["beta"] = detail::shortest_decimal(beta);
   j["num_classes"] = num_classes;
   return j.dump();
 }
 
 VaeConfig VaeConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    GT_FAIL("VaeConfig: not valid JSON (" << e.what() << "): '" << text.substr(0, 80) << "'");
-  }
-  GT_CHECK(j.is_object(), "VaeConfig: expected a JSON object, got '" << text.substr(0, 80) << "'");
+  const nlohmann::json j = detail::parse_config_object(text, "VaeConfig");
   VaeConfig c;  // keys left out keep their defaults
-  auto get_int = [&](const std::string& k, const nlohmann::json& v) {
-    GT_CHECK(v.is_number_integer(), "VaeConfig: '" << k << "' must be an integer, got " << v.dump());
-    return v.get<int64_t>();
-  };
-  auto get_num = [&](const std::string& k, const nlohmann::json& v) {
-    GT_CHECK(v.is_number(), "VaeConfig: '" << k << "' must be a number, got " << v.dump());
-    return v.get<double>();
-  };
-  auto get_str = [&](const std::string& k, const nlohmann::json& v) {
-    GT_CHECK(v.is_string(), "VaeConfig: '" << k << "' must be a string, got " << v.dump());
-    return v.get<std::string>();
-  };
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
-    const nlohmann::json& v = it.value();
-    if (k == "arch") c.arch = get_str(k, v);
-    else if (k == "height") c.height = get_int(k, v);
-    else if (k == "width") c.width = get_int(k, v);
-    else if (k == "latent") c.latent = get_int(k, v);
-    else if (k == "decoder") c.decoder = get_str(k, v);
-    else if (k == "decoder_logvar") c.decoder_logvar = (float)get_num(k, v);
-    else if (k == "beta") c.beta = (float)get_num(k, v);
+    const detail::ConfigField f{"VaeConfig", k, it.value()};
+    if (k == "arch") c.arch = f.string();
+    else if (k == "height") c.height = f.integer();
+    else if (k == "width") c.width = f.integer();
+    else if (k == "latent") c.latent = f.integer();
+    else if (k == "decoder") c.decoder = f.string();
+    else if (k == "decoder_logvar") c.decoder_logvar = (float)f.number();
+    else if (k == "beta") c.beta = (float)f.number();
     else if (k == "num_classes") {
-      const int64_t n = get_int(k, v);
+      const int64_t n = f.integer();
       GT_CHECK(n >= 0 && n <= (1 << 30), "VaeConfig: 'num_classes' must be in 0..2^30, got " << n);
       c.num_classes = (int)n;
-    } else if (k == "learn_variance") {
-      GT_CHECK(v.is_boolean(), "VaeConfig: 'learn_variance' must be true or false, got " << v.dump());
-      c.learn_variance = v.get<bool>();
-    } else if (k == "hidden") {
-      GT_CHECK(v.is_array(), "VaeConfig: 'hidden' must be an array of integers, got " << v.dump());
-      c.hidden.clear();
-      for (const auto& h : v) c.hidden.push_back(get_int("hidden", h));
-    } else {
+    } else if (k == "learn_variance") c.learn_variance = f.boolean();
+    else if (k == "hidden") c.hidden = f.integers();
+    else {
       GT_FAIL("VaeConfig: unknown key '" << k << "' (known: arch, height, width, hidden, latent, decoder, "
                                             "learn_variance, decoder_logvar, beta, num_classes)");
     }
