@@ -5,6 +5,8 @@
 // a fixed seed (the loss goes down, reruns are bit-identical).
 #include <catch2/catch.hpp>
 
+#include "tests/synthetic.h"
+
 #include <cmath>
 #include <map>
 
@@ -27,30 +29,7 @@ std::vector<std::string> names(const nn::Module& m) {
   return out;
 }
 
-// n images of h x w binary pixels, each one of 4 random prototypes with 5% of the pixels flipped
-// (as in test_vae_model.cpp). Deterministic in the seed.
-Dataset synthetic(int64_t n, int64_t h, int64_t w, uint64_t seed) {
-  Generator g(seed);
-  const int64_t D = h * w;
-  std::vector<float> proto = g.rand({4, D}).to_vector(), flip = g.rand({n, D}).to_vector();
-  Dataset d;
-  d.name = "synthetic";
-  d.height = h;
-  d.width = w;
-  d.num_classes = 4;
-  std::vector<float> img((size_t)(n * D));
-  std::vector<int32_t> lab((size_t)n);
-  for (int64_t i = 0; i < n; ++i) {
-    lab[(size_t)i] = (int32_t)(i % 4);
-    for (int64_t j = 0; j < D; ++j) {
-      float p = proto[(size_t)((i % 4) * D + j)] > 0.5f ? 1.f : 0.f;
-      img[(size_t)(i * D + j)] = flip[(size_t)(i * D + j)] < 0.05f ? 1.f - p : p;
-    }
-  }
-  d.images = Tensor::from_vector(img, {n, D});
-  d.labels = Tensor::from_indices(lab, {n});
-  return d;
-}
+using test::synthetic;  // tests/synthetic.h
 
 std::vector<float> train(Autoencoder& ae, const Dataset& data, int steps, int64_t batch, float lr, uint64_t seed) {
   optim::AdamOptions o;

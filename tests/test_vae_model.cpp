@@ -4,6 +4,8 @@
 // importance-weighted bound, active units), the conditional and conv variants, and CPU vs CUDA.
 #include <catch2/catch.hpp>
 
+#include "tests/synthetic.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -110,30 +112,7 @@ void check_fixture(const std::string& name, Device dev) {
 const char* kFixtures[] = {"vae_bernoulli", "vae_gaussian_fixed", "vae_gaussian_learned", "vae_conditional",
                            "vae_deep"};
 
-// A synthetic data set: n images of h x w binary pixels, each one of 4 random prototypes (its label)
-// with 5% of the pixels flipped. Deterministic in the seed.
-Dataset synthetic(int64_t n, int64_t h, int64_t w, uint64_t seed) {
-  Generator g(seed);
-  const int64_t D = h * w;
-  std::vector<float> proto = g.rand({4, D}).to_vector(), flip = g.rand({n, D}).to_vector();
-  Dataset d;
-  d.name = "synthetic";
-  d.height = h;
-  d.width = w;
-  d.num_classes = 4;
-  std::vector<float> img((size_t)(n * D));
-  std::vector<int32_t> lab((size_t)n);
-  for (int64_t i = 0; i < n; ++i) {
-    lab[(size_t)i] = (int32_t)(i % 4);
-    for (int64_t j = 0; j < D; ++j) {
-      float p = proto[(size_t)((i % 4) * D + j)] > 0.5f ? 1.f : 0.f;
-      img[(size_t)(i * D + j)] = flip[(size_t)(i * D + j)] < 0.05f ? 1.f - p : p;
-    }
-  }
-  d.images = Tensor::from_vector(img, {n, D});
-  d.labels = Tensor::from_indices(lab, {n});
-  return d;
-}
+using test::synthetic;  // tests/synthetic.h
 
 // Trains `steps` Adam steps over shuffled minibatches; returns every step's loss.
 std::vector<float> train(Vae& vae, const Dataset& data, int steps, int64_t batch, float lr, uint64_t seed,
