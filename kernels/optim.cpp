@@ -22,4 +22,11 @@ void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHype
   });
 }
 
+void ema_update_cpu(float* ema, const float* p, int64_t n, float decay) {
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    const float w = 1.f - decay;
+    for (int64_t i = b; i < e; ++i) ema_update(ema[i], p[i], w);
+  });
+}
+
 }  // namespace gt

@@ -14,7 +14,17 @@ __global__ void sgd_step_kernel(float* p, const float* g, float* buf, long long 
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
     sgd_update(p[i], g[i], buf ? buf + i : nullptr, h);
 }
+__global__ void ema_update_kernel(float* ema, const float* p, long long n, float w) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    ema_update(ema[i], p[i], w);
+}
 }  // namespace
+
+void ema_update_cuda(float* ema, const float* p, int64_t n, float decay) {
+  if (n == 0) return;
+  ema_update_kernel<<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(ema, p, n, 1.f - decay);
+  CUDA_CHECK(cudaGetLastError());
+}
 
 void adam_step_cuda(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h) {
   if (n == 0) return;

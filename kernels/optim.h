@@ -12,6 +12,9 @@
 //   g  <- g + mu buf (Nesterov) or buf
 //   p  <- p - lr g
 //
+// EMA of the weights (for sampling from diffusion models, Ho et al. 2020):
+//   e  <- decay e + (1 - decay) p         computed as e + (1 - decay)(p - e), as torch's lerp_
+//
 //   gt::AdamHyper h = gt::adam_hyper(1e-3f, 0.9f, 0.999f, 1e-8f, 0.f, false, /*step=*/t);
 //   gt::adam_step_cpu(p, g, m, v, n, h);
 #pragma once
@@ -71,5 +74,9 @@ void adam_step_cuda(float* p, const float* g, float* m, float* v, int64_t n, con
 // buf: (n) momentum buffer, may be null when momentum == 0.
 void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h);
 void sgd_step_cuda(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h);
+// ema, p: (n); ema <- ema + (1 - decay)(p - ema).
+GT_HD inline void ema_update(float& e, float p, float one_minus_decay) { e += one_minus_decay * (p - e); }
+void ema_update_cpu(float* ema, const float* p, int64_t n, float decay);
+void ema_update_cuda(float* ema, const float* p, int64_t n, float decay);
 
 }  // namespace gt

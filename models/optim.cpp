@@ -114,3 +114,43 @@ void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
 }
 
 }  // namespace gt::optim
+
+namespace gt::optim {
+
+// ---------------------------------------------------------------- EMA
+Ema::Ema(NamedParams params, float decay) : params_(std::move(params)), decay_(decay) {
+  GT_CHECK(decay >= 0.f && decay < 1.f, "EMA: decay must be in [0, 1), got " << decay);
+  avg_.reserve(params_.size());
+  for (auto& [name, p] : params_) {
+    check_defined("EMA", p, name.c_str());
+    avg_.push_back(p.clone());  // a plain tensor: no grad, not on the tape
+  }
+}
+
+void Ema::update() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i].second;
+    Tensor& e = avg_[i];
+    GT_DISPATCH(p.device(), ema_update_cpu(e.data(), p.data(), p.numel(), decay_),
+                ema_update_cuda(e.data(), p.data(), p.numel(), decay_));
+  }
+}
+
+std::map<std::string, Tensor> Ema::state_dict() const {
+  std::map<std::string, Tensor> s;
+  for (size_t i = 0; i < params_.size(); ++i) s[params_[i].first] = avg_[i];
+  return s;
+}
+
+void Ema::load_state_dict(const std::map<std::string, Tensor>& state) {
+  for (auto& [name, p] : params_) {
+    auto it = state.find(name);
+    GT_CHECK(it != state.end(), "EMA state: missing '" << name << "'");
+    GT_CHECK(it->second.shape() == p.shape(),
+             "EMA state: '" << name << "' has shape " << it->second.shape() << " but the parameter is " << p.shape());
+  }
+  for (size_t i = 0; i < params_.size(); ++i)
+    avg_[i] = state.at(params_[i].first).to(params_[i].second.device()).clone();
+}
+
+}  // namespace gt::optim

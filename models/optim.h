@@ -75,4 +75,27 @@ class Adam : public Optimizer {
   std::vector<Tensor> m_, v_;
 };
 
+// An exponential moving average of parameters (Polyak averaging; diffusion models sample with it):
+// after each optimiser step, ema <- decay ema + (1 - decay) p, one fused kernel per tensor
+// (kernels/optim.h). The averages start as copies of the parameters. state_dict() keys are the
+// parameter names, so the averages load straight into a second copy of the model for sampling.
+//
+//   gt::optim::Ema ema(unet.named_parameters(), 0.999f);
+//   ... opt.step(); ema.update();
+//   sampler_unet.load_state_dict(ema.state_dict());
+class Ema {
+ public:
+  Ema(NamedParams params, float decay);
+  void update();
+  float decay() const { return decay_; }
+  std::map<std::string, Tensor> state_dict() const;  // the averages (not copies: do not modify)
+  // Validates names and shapes first (errors name them); copies the values.
+  void load_state_dict(const std::map<std::string, Tensor>& state);
+
+ private:
+  NamedParams params_;
+  std::vector<Tensor> avg_;
+  float decay_;
+};
+
 }  // namespace gt::optim

@@ -153,3 +153,39 @@ TEST_CASE("layers: PyTorch names, shapes and init bounds", "[layers]") {
   net.load_state_dict(partial, /*strict=*/false);
   REQUIRE(net.fc1->bias.to_vector() == std::vector<float>(400, 0.f));
 }
+
+namespace {
+// Three EMA updates of a parameter that changes between them, against the recursion in double.
+void check_ema(Device device) {
+  Generator gen(11);
+  Tensor p = gen.randn({5, 7}).to(device).set_requires_grad();
+  std::vector<float> host = p.to(Device::CPU).to_vector();
+  std::vector<double> ref(host.begin(), host.end());
+  optim::Ema ema({{"w", p}}, 0.9f);
+  for (int step = 1; step <= 3; ++step) {
+    Tensor np = gen.randn({5, 7});  // the "optimiser step": a new parameter value
+    p.copy_(np.to(device));
+    std::vector<float> pv = np.to_vector();
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] = 0.9 * ref[i] + 0.1 * pv[i];
+    ema.update();
+  }
+  std::vector<float> got = ema.state_dict().at("w").to(Device::CPU).to_vector();
+  for (size_t i = 0; i < ref.size(); ++i) CHECK(got[i] == Approx(ref[i]).margin(1e-6));
+  // The average is a separate buffer: the parameter still holds its last value.
+  CHECK(p.to(Device::CPU).to_vector() != got);
+}
+}  // namespace
+
+TEST_CASE("optim: EMA of weights follows e <- decay e + (1 - decay) p", "[optim]") {
+  check_ema(Device::CPU);
+  Tensor w = Tensor::zeros({2, 2}).set_requires_grad();
+  optim::Ema ema({{"w", w}}, 0.5f);
+  CHECK_THROWS_WITH(ema.load_state_dict({{"w", Tensor::zeros({3})}}), Catch::Contains("'w' has shape"));
+  CHECK_THROWS_WITH(ema.load_state_dict({}), Catch::Contains("missing 'w'"));
+  CHECK_THROWS_WITH(optim::Ema({{"w", w}}, 1.f), Catch::Contains("decay must be in [0, 1)"));
+}
+
+TEST_CASE("optim: EMA on CUDA", "[optim][cuda]") {
+  if (!test::cuda_or_skip()) return;
+  check_ema(Device::CUDA);
+}
