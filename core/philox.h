@@ -47,28 +47,35 @@ GT_HD inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
   return ctr;
 }
 
-// 32 random bits for element `i` of the stream with this seed (cuRAND's legacy layout, above).
-GT_HD inline uint32_t philox_bits(uint64_t seed, uint64_t i) {
-  uint64_t group = i >> 2;
+// The 4-word block that holds elements 4 * group .. 4 * group + 3 of the stream.
+GT_HD inline Philox4 philox_block(uint64_t seed, uint64_t group) {
   uint64_t step = group >> 16;
   Philox4 c = {{(uint32_t)step, (uint32_t)(step >> 32), (uint32_t)(group & 0xFFFFu), 0u}};
-  Philox4 r = philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
-  return r.v[i & 3];
+  return philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
 }
 
+// 32 random bits for element `i` of the stream with this seed (cuRAND's legacy layout, above).
+GT_HD inline uint32_t philox_bits(uint64_t seed, uint64_t i) { return philox_block(seed, i >> 2).v[i & 3]; }
+
 // U(0, 1]: the same mapping cuRAND uses (x * 2^-32 + 2^-33), so log(u) is always finite.
-GT_HD inline float philox_uniform(uint64_t seed, uint64_t i) {
-  return (float)philox_bits(seed, i) * 2.3283064e-10f + 1.1641532e-10f;
+GT_HD inline float philox_to_uniform(uint32_t bits) { return (float)bits * 2.3283064e-10f + 1.1641532e-10f; }
+GT_HD inline float philox_uniform(uint64_t seed, uint64_t i) { return philox_to_uniform(philox_bits(seed, i)); }
+
+// Box-Muller on one uniform pair (u1, u2): the even element takes the sine, the odd one the cosine.
+GT_HD inline void box_muller(float u1, float u2, float& even, float& odd) {
+  float r = sqrtf(-2.0f * logf(u1));
+  float theta = 6.2831853071795864f * u2;
+  even = r * sinf(theta);
+  odd = r * cosf(theta);
 }
 
 // N(0, 1) by Box-Muller on the uniform pair (2k, 2k+1), as cuRAND does: element 2k takes the sine
 // branch, 2k+1 the cosine. Equal to cuRAND's normals up to the last bits of sin/cos/log.
 GT_HD inline float philox_normal(uint64_t seed, uint64_t i) {
   uint64_t k = i & ~1ull;
-  float u1 = philox_uniform(seed, k), u2 = philox_uniform(seed, k + 1);
-  float r = sqrtf(-2.0f * logf(u1));
-  float theta = 6.2831853071795864f * u2;
-  return (i & 1) ? r * cosf(theta) : r * sinf(theta);
+  float e, o;
+  box_muller(philox_uniform(seed, k), philox_uniform(seed, k + 1), e, o);
+  return (i & 1) ? o : e;
 }
 
 }  // namespace gt

@@ -1,4 +1,5 @@
-// rng.cpp: Generator — cuRAND Philox4x32-10 host and device generators sharing seed and offset.
+// rng.cpp: Generator — Philox4x32-10 from core/philox.h on the CPU and cuRAND's device generator on
+// CUDA, sharing seed and offset (one stream).
 #include "core/rng.h"
 
 #include <vector>
@@ -36,22 +37,17 @@ const char* curand_status_name(curandStatus_t s) {
   } while (0)
 
 struct Generator::Handles {
-  curandGenerator_t host = nullptr;
   curandGenerator_t device = nullptr;
   ~Handles() {
-    if (host) curandDestroyGenerator(host);
     if (device) curandDestroyGenerator(device);
   }
-  // Lazily creates the generator for `dev`, pinned to Philox4x32-10 with legacy ordering.
+  // Lazily creates the device generator, pinned to Philox4x32-10 with legacy ordering.
   curandGenerator_t get(Device dev, uint64_t seed, uint64_t offset) {
-    curandGenerator_t& g = dev == Device::CPU ? host : device;
+    GT_CHECK(dev == Device::CUDA, "rng: the cuRAND generator serves CUDA draws only");
+    curandGenerator_t& g = device;
     if (!g) {
-      if (dev == Device::CPU) {
-        CURAND_CHECK(curandCreateGeneratorHost(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10));
-      } else {
-        CURAND_CHECK(curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10));
-        CURAND_CHECK(curandSetStream(g, cuda::stream()));
-      }
+      CURAND_CHECK(curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10));
+      CURAND_CHECK(curandSetStream(g, cuda::stream()));
       CURAND_CHECK(curandSetGeneratorOrdering(g, CURAND_ORDERING_PSEUDO_LEGACY));
     }
     CURAND_CHECK(curandSetPseudoRandomGeneratorSeed(g, seed));
@@ -64,6 +60,44 @@ bool Generator::uses_curand() { return true; }
 struct Generator::Handles {};
 bool Generator::uses_curand() { return false; }
 #endif
+
+// The CPU streams, computed with core/philox.h one 4-word block at a time (threads for big draws).
+// The same numbers as cuRAND's host generator (tests/test_rng.cpp compares them), without its cost:
+// curandGenerateUniform on the host takes ~15-30 ms per call here whatever the count, which made
+// every small draw (timesteps, masks, x_T) a bottleneck.
+namespace {
+
+constexpr int64_t kParallelDraw = 1 << 18;  // below: ~1 ms on one thread, less than waking another
+
+void fill_uniform_cpu(float* out, int64_t n, uint64_t seed, uint64_t offset) {
+  const uint64_t g0 = offset >> 2, g1 = (offset + (uint64_t)n + 3) >> 2;
+#pragma omp parallel for schedule(static) if (n >= kParallelDraw)
+  for (int64_t gi = (int64_t)g0; gi < (int64_t)g1; ++gi) {
+    const Philox4 b = philox_block(seed, (uint64_t)gi);
+    for (int j = 0; j < 4; ++j) {
+      const uint64_t i = (uint64_t)gi * 4 + j;
+      if (i >= offset && i < offset + (uint64_t)n) out[i - offset] = philox_to_uniform(b.v[j]);
+    }
+  }
+}
+
+// offset is even (normal() rounds it): pairs (4g, 4g+1) and (4g+2, 4g+3) never straddle a block.
+void fill_normal_cpu(float* out, int64_t n, uint64_t seed, uint64_t offset, float mean, float stddev) {
+  const uint64_t g0 = offset >> 2, g1 = (offset + (uint64_t)n + 3) >> 2;
+#pragma omp parallel for schedule(static) if (n >= kParallelDraw)
+  for (int64_t gi = (int64_t)g0; gi < (int64_t)g1; ++gi) {
+    const Philox4 b = philox_block(seed, (uint64_t)gi);
+    float z[4];
+    box_muller(philox_to_uniform(b.v[0]), philox_to_uniform(b.v[1]), z[0], z[1]);
+    box_muller(philox_to_uniform(b.v[2]), philox_to_uniform(b.v[3]), z[2], z[3]);
+    for (int j = 0; j < 4; ++j) {
+      const uint64_t i = (uint64_t)gi * 4 + j;
+      if (i >= offset && i < offset + (uint64_t)n) out[i - offset] = mean + stddev * z[j];
+    }
+  }
+}
+
+}  // namespace
 
 Generator::Generator(uint64_t seed) : seed_(seed), h_(std::make_unique<Handles>()) {}
 Generator::~Generator() = default;
@@ -80,6 +114,11 @@ void Generator::normal(float* out, int64_t n, Device device, float mean, float s
 #if GENTAPE_HAS_CUDA
   // cuRAND draws normals in Box-Muller pairs: an odd count draws the last pair into a scratch
   // tensor (from the caching allocator) and keeps its first value.
+  if (device == Device::CPU) {
+    fill_normal_cpu(out, n, seed_, offset_, mean, stddev);
+    offset_ += (uint64_t)((n + 1) & ~int64_t(1));
+    return;
+  }
   curandGenerator_t g = h_->get(device, seed_, offset_);
   int64_t even = n & ~int64_t(1);
   if (even) CURAND_CHECK(curandGenerateNormal(g, out, (size_t)even, mean, stddev));
@@ -87,15 +126,11 @@ void Generator::normal(float* out, int64_t n, Device device, float mean, float s
     Tensor pair = Tensor::empty({2}, device);
     if (even) CURAND_CHECK(curandSetGeneratorOffset(g, offset_ + (uint64_t)even));
     CURAND_CHECK(curandGenerateNormal(g, pair.data(), 2, mean, stddev));
-    if (device == Device::CPU) {
-      out[n - 1] = pair.data()[0];
-    } else {
-      detail::cuda_copy(out + n - 1, pair.data(), sizeof(float), detail::CopyKind::DeviceToDevice);
-    }
+    detail::cuda_copy(out + n - 1, pair.data(), sizeof(float), detail::CopyKind::DeviceToDevice);
   }
 #else
   GT_CHECK(device == Device::CPU, "normal: " << cuda_unavailable_reason());
-  for (int64_t i = 0; i < n; ++i) out[i] = mean + stddev * philox_normal(seed_, offset_ + (uint64_t)i);
+  fill_normal_cpu(out, n, seed_, offset_, mean, stddev);
 #endif
   offset_ += (uint64_t)((n + 1) & ~int64_t(1));
 }
@@ -103,12 +138,15 @@ void Generator::normal(float* out, int64_t n, Device device, float mean, float s
 void Generator::uniform(float* out, int64_t n, Device device) {
   GT_CHECK(n >= 0, "uniform: negative count " << n);
   if (n == 0) return;
+  if (device == Device::CPU) {
+    fill_uniform_cpu(out, n, seed_, offset_);
+  } else {
 #if GENTAPE_HAS_CUDA
-  CURAND_CHECK(curandGenerateUniform(h_->get(device, seed_, offset_), out, (size_t)n));
+    CURAND_CHECK(curandGenerateUniform(h_->get(device, seed_, offset_), out, (size_t)n));
 #else
-  GT_CHECK(device == Device::CPU, "uniform: " << cuda_unavailable_reason());
-  for (int64_t i = 0; i < n; ++i) out[i] = philox_uniform(seed_, offset_ + (uint64_t)i);
+    GT_CHECK(false, "uniform: " << cuda_unavailable_reason());
 #endif
+  }
   offset_ += (uint64_t)n;
 }
 

@@ -1,21 +1,21 @@
 // rng.h: random numbers — Philox4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as
-// 1, 2, 3") through cuRAND.
+// 1, 2, 3"), cuRAND's stream.
 //
 // The guarantee: one seed and one offset give the same uniform and normal streams on the CPU and on
-// any CUDA GPU. The CPU uses cuRAND's host generator (curandCreateGeneratorHost, which runs without
-// a GPU) and CUDA the device generator; both are Philox4x32-10 with the ordering pinned to
-// CURAND_ORDERING_PSEUDO_LEGACY, so the stream does not depend on the GPU model. (PyTorch explicitly
-// does not promise CPU/GPU equality.) A model trained on CPU and on GPU from the same seed sees the
-// same noise; the tests check it (tests/test_rng.cpp).
+// any CUDA GPU. CUDA uses cuRAND's device generator, Philox4x32-10 with the ordering pinned to
+// CURAND_ORDERING_PSEUDO_LEGACY, so the stream does not depend on the GPU model. The CPU computes the
+// same stream with core/philox.h, which reproduces cuRAND's layout; tests/test_rng.cpp checks it
+// against cuRAND's host generator (curandCreateGeneratorHost): uniforms bit for bit, normals to
+// ~1 ulp. (The host generator itself is not used: it costs 15-30 ms per call whatever the count.)
+// (PyTorch explicitly does not promise CPU/GPU equality.) A model trained on CPU and on GPU from the
+// same seed sees the same noise.
 //
 // Offsets count values: each call starts at offset() and advances it by the number of values
 // drawn. Normals come in Box-Muller pairs, so a normal draw first rounds the offset up to even and
 // advances by an even count; the same sequence of calls gives the same numbers on both devices.
 //
-// core/philox.h computes element i of the same stream directly (cuRAND's legacy layout,
-// reproduced and tested bit for bit against the host generator), so fused kernels can draw their
-// own noise, and builds without the CUDA toolkit use it in place of cuRAND with the same stream
-// (uniforms identical, normals equal to ~1 ulp: sin/cos/log differ in the last bit).
+// core/philox.h computes element i of the stream directly, so fused kernels can draw their own noise
+// and builds without the CUDA toolkit get the same numbers.
 //
 //   gt::Generator gen(42);
 //   gt::Tensor eps = gen.randn({128, 20}, gt::Device::CPU);
