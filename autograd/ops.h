@@ -111,4 +111,22 @@ Tensor bernoulli_nll(const Tensor& logits, const Tensor& x);
 // A fixed variance is a logvar that does not require grad; a learned one is a parameter.
 Tensor gaussian_nll(const Tensor& mean, const Tensor& x, const Tensor& logvar);
 
+// ---- normalisation, softmax and the time embedding (ops_norm.cpp; kernels/norm.h, softmax.h,
+// embedding.h) ----
+// x (N, C, *spatial) -> same shape; statistics over (C/groups channels x spatial) per (sample, group),
+// biased variance, y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c]; weight/bias (C). PyTorch's GroupNorm.
+// weight and bias may be undefined (no affine transform: 1 and 0).
+Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+// softmax along dim (any dim; fast path for the last one), computed stably (max subtracted).
+Tensor softmax(const Tensor& a, int dim = -1);
+// Sinusoidal embedding of timesteps (Ho et al. 2020 / Vaswani et al.): t (B) float32 (values like 0..999),
+// half = dim / 2, freq_j = exp(-ln(10000) * j / half), out[b] = concat(sin(t_b freq), cos(t_b freq)) (B, dim).
+// dim must be even. Records nothing on the tape (a constant input to the network).
+Tensor timestep_embedding(const Tensor& t, int dim);
+
+// ---- DDPM ε-prediction loss, fused (ops_diffusion.cpp; equations in kernels/diffusion.h) ----
+// mse_b = sum_j (eps_pred_bj - eps_bj)^2 / D per sample: (B, ...) -> (B), D = numel / B. The
+// per-sample values let a trainer report the loss per timestep bucket; mean() of it is the loss.
+Tensor ddpm_eps_loss(const Tensor& eps_pred, const Tensor& eps);
+
 }  // namespace gt
