@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "models/fid.h"
+#include "models/fid_net.h"
+#include "tests/synthetic.h"
 
 using namespace gt;
 
@@ -78,4 +80,34 @@ TEST_CASE("fid: bad input is named", "[fid]") {
   CHECK_THROWS_WITH(feature_stats(nan, 2, 2), Catch::Contains("feature 1 of row 1"));
   CHECK_THROWS_WITH(frechet_distance(stats({0}, {1}), stats({0, 0}, {1, 0, 0, 1})),
                     Catch::Contains("dimensions differ"));
+}
+
+TEST_CASE("fid: the feature network learns the classes; FID separates distributions", "[fid]") {
+  Dataset train = test::synthetic(256, 28, 28, 5), test_set = test::synthetic(128, 28, 28, 5);
+  Generator init(1);
+  FidNet net(init, 4);
+  FidNetReport r = train_fid_net(net, train, test_set, 2, 3);
+  INFO("epoch losses " << r.epoch_loss[0] << ", " << r.epoch_loss[1]);
+  CHECK(r.epoch_loss[1] < r.epoch_loss[0]);
+  CHECK(r.test_accuracy > 0.9);
+  Tensor f;
+  std::vector<int32_t> pred;
+  net.evaluate(test_set.images, &f, &pred, 50);  // batches of 50: the last one partial
+  REQUIRE(f.shape() == Shape{128, FidNet::kFeatures});
+  REQUIRE(pred.size() == 128);
+  // Two halves of one distribution are close; one class against the rest is far.
+  std::vector<float> fv = f.to_vector();
+  std::vector<float> even, odd, cls0, rest;
+  for (int i = 0; i < 128; ++i) {
+    auto row = fv.begin() + (size_t)i * FidNet::kFeatures;
+    auto& half = (i / 4) % 2 ? odd : even;  // both halves hold all four classes
+    half.insert(half.end(), row, row + FidNet::kFeatures);
+    auto& split = i % 4 == 0 ? cls0 : rest;
+    split.insert(split.end(), row, row + FidNet::kFeatures);
+  }
+  const int64_t F = FidNet::kFeatures;
+  const double same = frechet_distance(feature_stats(even.data(), 64, F), feature_stats(odd.data(), 64, F));
+  const double diff = frechet_distance(feature_stats(cls0.data(), 32, F), feature_stats(rest.data(), 96, F));
+  INFO("FID same distribution " << same << ", class 0 vs the rest " << diff);
+  CHECK(diff > 3 * same);
 }
