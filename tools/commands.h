@@ -19,5 +19,10 @@ int cmd_manifold(const cli::Args& args);     // vae_commands.cpp
 int cmd_latents(const cli::Args& args);      // vae_commands.cpp
 int cmd_encode(const cli::Args& args);       // vae_commands.cpp
 int cmd_decode(const cli::Args& args);       // vae_commands.cpp
+int cmd_trajectory(const cli::Args& args);   // ddpm_commands.cpp
+int cmd_fid(const cli::Args& args);          // ddpm_commands.cpp
+int cmd_classify(const cli::Args& args);     // use_commands.cpp
+int cmd_outliers(const cli::Args& args);     // use_commands.cpp
+int cmd_compare_ae_vae(const cli::Args& args);  // use_commands.cpp
 
 }  // namespace gt::tools

@@ -7,6 +7,8 @@
 //   gentape manifold runs/two-d                                   # runs/two-d/manifold.png
 //   gentape train ae --train-limit 1000 --epochs 50 --out runs/ae # an autoencoder, k = 2
 //   gentape encode runs/ae --out z.npy && gentape decode runs/ae z.npy
+//   gentape train ddpm --steps 2000 --out runs/ddpm && gentape sample runs/ddpm --sampler ddim
+//   gentape trajectory runs/ddpm && gentape fid runs/ddpm --json
 //
 // Exit codes: 0 success, 1 a runtime failure (missing file, damaged checkpoint, diverged training),
 // 2 a command-line mistake (unknown command or flag, bad value), always with a message naming it.
@@ -36,16 +38,21 @@ struct Command {
 // ---- the commands ----------------------------------------------------------------------------
 const Command kCommands[] = {
     {"train", gt::tools::cmd_train,
-     "train a vae, cvae, ae, sparse-ae or denoising-ae; writes a run directory (checkpoint, metrics, loss.png)"},
+     "train a vae, cvae, ae, sparse-ae, denoising-ae or ddpm; writes a run directory (checkpoint, metrics, loss.png)"},
     {"eval", gt::tools::cmd_eval,
-     "vae: test -ELBO, KL, active units, IW -log p(x); ae: recon, PSNR, compression, denoising (--json)"},
-    {"sample", gt::tools::cmd_sample, "vae/cvae: a grid of images decoded from the prior"},
+     "vae: test -ELBO, KL, active units, IW -log p(x); ae: recon, PSNR, compression, denoising; ddpm: loss by t"},
+    {"sample", gt::tools::cmd_sample, "vae/cvae: images decoded from the prior; ddpm: reverse diffusion (ddpm|ddim)"},
+    {"trajectory", gt::tools::cmd_trajectory, "ddpm: x_t and the predicted x0 at t = T-1, 9T/10, ..., 0 for n images"},
+    {"fid", gt::tools::cmd_fid, "ddpm/vae: FID of samples vs the test set in a cached classifier's features (--json)"},
     {"reconstruct", gt::tools::cmd_reconstruct, "test images next to their reconstructions"},
     {"interpolate", gt::tools::cmd_interpolate, "decode the latent line between two test images (--from I --to J)"},
     {"manifold", gt::tools::cmd_manifold, "2-D latent vae runs: the decoded 20x20 latent grid (Kingma & Welling Fig. 4)"},
     {"latents", gt::tools::cmd_latents, "scatter of test-set codes by class (PCA when latent > 2)"},
     {"encode", gt::tools::cmd_encode, "write a split's codes as NumPy .npy (N, k) float32"},
     {"decode", gt::tools::cmd_decode, "decode codes from a .npy file into a PNG grid (and .npy images)"},
+    {"classify", gt::tools::cmd_classify, "test accuracy of a head on the run's codes vs on raw pixels (--head, --finetune)"},
+    {"outliers", gt::tools::cmd_outliers, "AUROC of recon error / -ELBO for a held-out class; the most anomalous images"},
+    {"compare-ae-vae", gt::tools::cmd_compare_ae_vae, "train an AE and a VAE (k = 2) on the same images; plots and a table"},
     {"info", gt::tools::cmd_info, "the build (CUDA or not), the GPU if any, CPU threads"},
     {"demo", gt::tools::cmd_demo, "the autograd engine alone: fit sin(3x) with a small MLP"},
 };

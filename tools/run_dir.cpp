@@ -1,5 +1,5 @@
 // run_dir.cpp: the run directory's files (config, atomic checkpoints, metrics) and run loading, for
-// both model families (VAE and autoencoder).
+// the three model families (VAE, autoencoder, DDPM).
 #include "tools/run_dir.h"
 
 #include <sys/stat.h>
@@ -26,7 +26,17 @@ namespace {
 // One format per family, so a reader that knows only VAEs refuses an AE run by name.
 constexpr const char* kVaeFormat = "gentape-vae-run/1";
 constexpr const char* kAeFormat = "gentape-ae-run/1";
-const char* format_of(const std::string& family) { return family == "vae" ? kVaeFormat : kAeFormat; }
+constexpr const char* kDdpmFormat = "gentape-ddpm-run/1";
+const char* format_of(const std::string& family) {
+  return family == "vae" ? kVaeFormat : family == "ae" ? kAeFormat : kDdpmFormat;
+}
+// The family of a format string; "" when it is none of ours.
+std::string family_of_format(const std::string& format) {
+  if (format == kVaeFormat) return "vae";
+  if (format == kAeFormat) return "ae";
+  if (format == kDdpmFormat) return "ddpm";
+  return "";
+}
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -52,7 +62,8 @@ T get_field(const json& j, const char* key, const std::string& where) {
 std::string model_family(const std::string& model) {
   if (model == "vae" || model == "cvae") return "vae";
   if (model == "ae" || model == "sparse-ae" || model == "denoising-ae") return "ae";
-  GT_FAIL("unknown model '" << model << "' (known: vae, cvae, ae, sparse-ae, denoising-ae)");
+  if (model == "ddpm") return "ddpm";
+  GT_FAIL("unknown model '" << model << "' (known: vae, cvae, ae, sparse-ae, denoising-ae, ddpm)");
 }
 
 std::string ae_kind(const std::string& model) {
@@ -71,6 +82,19 @@ uint64_t stream_seed(uint64_t seed, const char* purpose) {
 // ---------------------------------------------------------------------------------------------
 // RunConfig
 
+int64_t RunConfig::latent() const {
+  const std::string f = family();
+  return f == "vae" ? vae.latent : f == "ae" ? ae.latent : 0;
+}
+int64_t RunConfig::height() const {
+  const std::string f = family();
+  return f == "vae" ? vae.height : f == "ae" ? ae.height : ddpm.height;
+}
+int64_t RunConfig::width() const {
+  const std::string f = family();
+  return f == "vae" ? vae.width : f == "ae" ? ae.width : ddpm.width;
+}
+
 ordered_json RunConfig::to_json() const {
   ordered_json j;
   const std::string fam = family();
@@ -80,8 +104,10 @@ ordered_json RunConfig::to_json() const {
   j["data"] = train.data;
   if (fam == "vae")
     j["vae"] = ordered_json::parse(vae.to_json());
-  else
+  else if (fam == "ae")
     j["ae"] = ordered_json::parse(ae.to_json());
+  else
+    j["ddpm"] = ordered_json::parse(ddpm.to_json());
   ordered_json t;
   t["epochs"] = train.epochs;
   t["batch"] = train.batch;
@@ -92,18 +118,22 @@ ordered_json RunConfig::to_json() const {
   t["binarize"] = train.binarize;
   t["train_limit"] = train.train_limit;
   t["holdout_class"] = train.holdout_class;
+  if (fam == "ddpm") {
+    t["steps"] = train.steps;
+    t["ema"] = train.ema;
+  }
   j["train"] = t;
   return j;
 }
 
 RunConfig RunConfig::from_json(const json& j, const std::string& where) {
   GT_CHECK(j.is_object(), where << ": the run configuration is not a JSON object");
-  const bool is_vae = j.contains("format") && j["format"] == kVaeFormat;
-  const bool is_ae = j.contains("format") && j["format"] == kAeFormat;
-  GT_CHECK(is_vae || is_ae, where << ": not a gentape run (format "
-                                  << (j.contains("format") ? j["format"].dump() : "missing") << ", expected \""
-                                  << kVaeFormat << "\" or \"" << kAeFormat << "\")");
-  const std::string fam = is_vae ? "vae" : "ae";
+  const std::string fam =
+      j.contains("format") && j["format"].is_string() ? family_of_format(j["format"].get<std::string>()) : "";
+  GT_CHECK(!fam.empty(), where << ": not a gentape run (format "
+                               << (j.contains("format") ? j["format"].dump() : "missing") << ", expected \""
+                               << kVaeFormat << "\", \"" << kAeFormat << "\" or \"" << kDdpmFormat << "\")");
+  const bool is_vae = fam == "vae", is_ae = fam == "ae";
   // "family" repeats the format for human readers; runs written before it existed lack it.
   if (j.contains("family"))
     GT_CHECK(j["family"] == fam, where << ": \"family\" " << j["family"].dump() << " contradicts the format "
@@ -123,8 +153,10 @@ RunConfig RunConfig::from_json(const json& j, const std::string& where) {
   try {
     if (is_vae)
       rc.vae = VaeConfig::from_json(j[fam].dump());
-    else
+    else if (is_ae)
       rc.ae = AeConfig::from_json(j[fam].dump());
+    else
+      rc.ddpm = DdpmConfig::from_json(j[fam].dump());
   } catch (const Error& e) {
     GT_FAIL(where << ": " << e.what());
   }
@@ -143,6 +175,12 @@ RunConfig RunConfig::from_json(const json& j, const std::string& where) {
   rc.train.binarize = get_field<bool>(t, "binarize", tw);
   rc.train.train_limit = get_field<int64_t>(t, "train_limit", tw);
   rc.train.holdout_class = get_field<int>(t, "holdout_class", tw);
+  if (fam == "ddpm") {
+    rc.train.steps = get_field<int64_t>(t, "steps", tw);
+    rc.train.ema = get_field<double>(t, "ema", tw);
+    GT_CHECK(rc.train.steps >= 0, tw << ": \"steps\" must be >= 0, got " << rc.train.steps);
+    GT_CHECK(rc.train.ema >= 0 && rc.train.ema < 1, tw << ": \"ema\" must be in [0, 1), got " << rc.train.ema);
+  }
   return rc;
 }
 
@@ -186,15 +224,20 @@ bool RunDir::has_checkpoint() const { return path_exists(checkpoint_path()); }
 
 void RunDir::write_config(const RunConfig& rc) const { write_text_atomic(config_path(), rc.to_json().dump(2) + "\n"); }
 
-void RunDir::save_checkpoint(const nn::Module& model, const optim::Optimizer& opt, const RunConfig& rc,
-                             int64_t epoch) const {
+void RunDir::save_checkpoint(const nn::Module& model, const optim::Optimizer& opt, const RunConfig& rc, int64_t epoch,
+                             int64_t step, const optim::Ema* ema,
+                             const std::map<std::string, std::string>& extra_meta) const {
   std::map<std::string, Tensor> tensors = model.state_dict();
   for (auto& [k, t] : opt.state_dict()) tensors["optim." + k] = t;
+  if (ema)
+    for (auto& [k, t] : ema->state_dict()) tensors["ema." + k] = t;
   std::map<std::string, std::string> meta = {{"format", format_of(rc.family())},
                                              {"config", rc.to_json().dump()},
                                              {"epoch", std::to_string(epoch)},
                                              {"seed", std::to_string(rc.train.seed)},
                                              {"model", rc.train.model}};
+  if (step >= 0) meta["step"] = std::to_string(step);
+  for (auto& [k, v] : extra_meta) meta[k] = v;
   io::save_safetensors(checkpoint_path(), tensors, meta);
 }
 
@@ -208,9 +251,9 @@ CheckpointState RunDir::load_checkpoint() const {
                                           << "\" (not a gentape run checkpoint, or damaged)");
     return it->second;
   };
-  GT_CHECK(meta("format") == kVaeFormat || meta("format") == kAeFormat,
-           path << ": checkpoint format '" << meta("format") << "', expected '" << kVaeFormat << "' or '" << kAeFormat
-                << "'");
+  GT_CHECK(!family_of_format(meta("format")).empty(),
+           path << ": checkpoint format '" << meta("format") << "', expected '" << kVaeFormat << "', '" << kAeFormat
+                << "' or '" << kDdpmFormat << "'");
   CheckpointState s;
   json cj;
   try {
@@ -228,9 +271,21 @@ CheckpointState RunDir::load_checkpoint() const {
   }
   GT_CHECK(epoch >= 0, path << ": bad epoch '" << meta("epoch") << "' in __metadata__");
   s.epoch = epoch;
+  if (c.metadata.count("step")) {
+    int64_t step = -1;
+    try {
+      step = std::stoll(c.metadata.at("step"));
+    } catch (const std::exception&) {
+    }
+    GT_CHECK(step >= 0, path << ": bad step '" << c.metadata.at("step") << "' in __metadata__");
+    s.step = step;
+  }
+  s.metadata = c.metadata;
   for (auto& [k, t] : c.tensors) {
     if (k.rfind("optim.", 0) == 0)
       s.optim[k.substr(6)] = t;
+    else if (k.rfind("ema.", 0) == 0)
+      s.ema[k.substr(4)] = t;
     else
       s.model[k] = t;
   }
@@ -263,18 +318,26 @@ std::vector<json> RunDir::read_metrics() const {
   return out;
 }
 
-void RunDir::truncate_metrics(int64_t last_epoch) const {
+void RunDir::truncate_metrics(int64_t last_epoch, int64_t last_step) const {
   if (!path_exists(metrics_path())) return;
-  std::string kept;
-  for (const json& j : read_metrics())
-    if (j.contains("epoch") && j["epoch"].is_number_integer() && j["epoch"].get<int64_t>() <= last_epoch)
-      kept += j.dump() + "\n";
+  const std::vector<json> lines = read_metrics();  // validates every line
+  std::istringstream in(read_text(metrics_path()));
+  std::string kept, text;
+  for (size_t i = 0; i < lines.size() && std::getline(in, text);) {
+    if (text.empty()) continue;
+    const json& j = lines[i++];
+    const bool by_step = last_step >= 0 && j.contains("step") && j["step"].is_number_integer();
+    if (by_step ? j["step"].get<int64_t>() <= last_step
+                : j.contains("epoch") && j["epoch"].is_number_integer() && j["epoch"].get<int64_t>() <= last_epoch)
+      kept += text + "\n";  // verbatim: the key order stays the writer's
+  }
   write_text_atomic(metrics_path(), kept);
 }
 
 void RunDir::clear() const {
   for (const char* f : {"checkpoint.safetensors", "metrics.jsonl", "config.json", "loss.png", "samples.png",
-                        "reconstructions.png", "interpolation.png", "manifold.png", "latents.png", "decoded.png"})
+                        "reconstructions.png", "interpolation.png", "manifold.png", "latents.png", "decoded.png",
+                        "trajectory.png"})
     std::remove(file(f).c_str());
 }
 
@@ -305,17 +368,20 @@ io::DataSplit run_data(const RunConfig& rc) {
 }
 
 LoadedRun open_run(const std::string& dir, Device device) {
-  LoadedRun r{RunDir(dir), {}, 0, nullptr, nullptr};
+  LoadedRun r{RunDir(dir), {}, 0, nullptr, nullptr, nullptr, nullptr, -1};
   GT_CHECK(r.dir.exists(), "run directory '" << dir << "' not found (train one with: gentape train vae --out " << dir << ")");
   CheckpointState s = r.dir.load_checkpoint();
   r.config = s.config;
   r.epoch = s.epoch;
+  r.step = s.step;
   Generator init(0);  // every parameter is overwritten by the checkpoint
   nn::Module* m = nullptr;
   if (r.family() == "vae")
     m = (r.vae = std::make_unique<Vae>(s.config.vae, init)).get();
-  else
+  else if (r.family() == "ae")
     m = (r.ae = std::make_unique<Autoencoder>(s.config.ae, init)).get();
+  else
+    m = &(r.ddpm = std::make_unique<Ddpm>(s.config.ddpm, init, device))->net();
   try {
     m->load_state_dict(s.model);
   } catch (const Error& e) {
@@ -323,6 +389,16 @@ LoadedRun open_run(const std::string& dir, Device device) {
   }
   m->to(device);
   m->train(false);
+  if (r.ddpm && !s.ema.empty()) {
+    r.ema = std::make_unique<UNet>(s.config.ddpm.unet, init);
+    try {
+      r.ema->load_state_dict(s.ema);
+    } catch (const Error& e) {
+      GT_FAIL(r.dir.checkpoint_path() << ": the EMA weights (ema.*) do not fit the model in its config: " << e.what());
+    }
+    r.ema->to(device);
+    r.ema->train(false);
+  }
   return r;
 }
 
@@ -354,11 +430,20 @@ Tensor by_chunks(const Tensor& x, const Tensor& labels, Device device, int64_t o
 
 const nn::Module& LoadedRun::model() const {
   if (vae) return *vae;
+  if (ddpm) return ddpm->net();
   GT_CHECK(ae, "LoadedRun: no model loaded");
   return *ae;
 }
 
+namespace {
+void refuse_ddpm(const LoadedRun& r, const char* what) {
+  GT_CHECK(!r.ddpm, r.dir.dir() << " is a diffusion model (ddpm), which has no " << what
+                                << " (its commands: sample, trajectory, fid, eval)");
+}
+}  // namespace
+
 Tensor LoadedRun::encode(const Tensor& x, const Tensor& labels) const {
+  refuse_ddpm(*this, "encoder");
   const int64_t D = config.height() * config.width();
   GT_CHECK(x.defined() && x.dim() == 2 && x.size(1) == D,
            dir.dir() << ": encode expects images (B, " << D << "), got " << (x.defined() ? x.shape().str() : "undefined"));
@@ -372,6 +457,7 @@ Tensor LoadedRun::encode(const Tensor& x, const Tensor& labels) const {
 }
 
 Tensor LoadedRun::decode(const Tensor& z, const Tensor& labels) const {
+  refuse_ddpm(*this, "decoder of codes");
   const int64_t k = latent(), D = config.height() * config.width();
   GT_CHECK(z.defined() && z.dim() == 2 && z.size(1) == k,
            dir.dir() << ": decode expects codes (B, " << k << "), got " << (z.defined() ? z.shape().str() : "undefined"));

@@ -1,8 +1,9 @@
 // vae_commands.cpp: the commands that use a trained run — eval, sample, reconstruct, interpolate,
-// manifold, latents — for both families: a VAE's code is the posterior mean mu(x), an
-// autoencoder's is E(x) (LoadedRun::encode/decode, tools/run_dir.h). Each loads
+// manifold, latents — for both latent-variable families: a VAE's code is the posterior mean mu(x),
+// an autoencoder's is E(x) (LoadedRun::encode/decode, tools/run_dir.h). Each loads
 // RUN/checkpoint.safetensors onto a device and writes one JSON object or one picture (default:
-// inside the run directory), printing where.
+// inside the run directory), printing where. `eval` and `sample` also serve ddpm runs: they declare
+// the ddpm flags too (one --help per command) and hand such a run to tools/ddpm_commands.h.
 //
 //   eval         vae: test-set -ELBO = recon + KL, active units (Burda et al. 2015), and with
 //                --iw-samples K the importance-weighted bound on -log p(x) (gt::evaluate)
@@ -24,6 +25,7 @@
 #include "core/device.h"
 #include "tools/ae_eval.h"
 #include "tools/commands.h"
+#include "tools/ddpm_commands.h"
 #include "tools/io/npy.h"
 #include "tools/plots.h"
 #include "tools/run_dir.h"
@@ -85,6 +87,8 @@ int label_flag(const cli::Parser& p, const LoadedRun& r, int def) {
 
 // Refuses a command that needs the VAE's prior on an autoencoder run.
 void require_prior(const LoadedRun& r) {
+  GT_CHECK(!r.ddpm, r.dir.dir() << " is a diffusion model (ddpm): draw from it with gentape sample "
+                                << r.dir.dir() << " (also: trajectory, fid)");
   GT_CHECK(r.vae, r.dir.dir() << " is an autoencoder (" << r.config.train.model
                           << "), which has no prior p(z) to draw codes from; decode codes of your choice instead: "
                              "gentape encode "
@@ -204,21 +208,36 @@ int cmd_eval(const cli::Args& args) {
                 "the importance-weighted estimate of -log p(x).\n"
                 "ae/sparse-ae/denoising-ae: reconstruction error (squared error per image), PSNR, the compression\n"
                 "report (k/d, bits of the float32 code vs the 8-bit image, ratio), and for denoising-ae the PSNR of\n"
-                "the noisy inputs and of the denoised outputs against the clean images.");
+                "the noisy inputs and of the denoised outputs against the clean images.\n"
+                "ddpm: the eps-prediction loss ||eps_theta(x_t, t) - eps||^2 / D with the EMA weights, per timestep\n"
+                "bucket of T/10 (each test image noised once per bucket), and its mean over t ~ U{1..T}.");
   add_run_flags(p);
   p.option("iw-samples", "", "vae/cvae: importance samples K for the IWAE bound (Burda et al. 2015), e.g. 100 or 5000",
            "K");
-  p.option("batch", "500", "evaluation batch size", "N");
+  p.option("n", "", "ddpm: test images (a fixed subset; default 1000)", "N");
+  p.option("batch", "", "evaluation batch size (default 500; ddpm 100)", "N");
   p.option("seed", "", "seed of the evaluation noise (default: the run's)", "S");
+  p.flag("raw-weights", "ddpm: evaluate the trained weights instead of their EMA");
   p.flag("json", "print exactly one JSON object on stdout (warnings still go to stderr)");
   p.epilog(
       "--json keys: vae: neg_elbo, recon, kl, active_units, latent, (nll_iw); ae: recon, psnr, latent, input_dim,\n"
-      "code_bits, raw_bits, compression_ratio, and for denoising-ae noise, psnr_noisy, psnr_denoised.");
+      "code_bits, raw_bits, compression_ratio, and for denoising-ae noise, psnr_noisy, psnr_denoised;\n"
+      "ddpm: loss, loss_by_t (10 buckets), t_ranges, n, weights.");
   if (!p.parse(args)) return 0;
   const int iw = p.has("iw-samples") ? (int)p.integer("iw-samples", 1, 1000000) : 0;
-  const int64_t batch = p.integer("batch", 1, 1 << 20);
+  const int64_t batch = p.has("batch") ? p.integer("batch", 1, 1 << 20) : 500;
   const bool as_json = p.on("json");
   LoadedRun r = load(p);
+  if (r.ddpm) {
+    if (iw > 0)
+      throw cli::UsageError("--iw-samples " + p.str("iw-samples") + ": " + r.dir.dir() +
+                            " is a ddpm; importance sampling needs a VAE's q(z|x) and p(z)");
+    return eval_ddpm(p, r);
+  }
+  for (const char* f : {"n", "raw-weights"})
+    if (p.given(f))
+      throw cli::UsageError(std::string("--") + f + ": a ddpm flag; " + r.dir.dir() + " is a " + r.config.train.model +
+                            " run");
   const uint64_t seed = p.has("seed") ? (uint64_t)p.integer("seed", 0, INT64_MAX) : r.config.train.seed;
   if (r.ae) {
     if (iw > 0)
@@ -274,15 +293,26 @@ int cmd_eval(const cli::Args& args) {
 }
 
 int cmd_sample(const cli::Args& args) {
-  cli::Parser p("sample", "RUN", "Decode images from the prior z ~ N(0, I) into a PNG grid.");
+  cli::Parser p("sample", "RUN",
+                "vae/cvae: decode images from the prior z ~ N(0, I) into a PNG grid.\n"
+                "ddpm: run the reverse diffusion from x_T ~ N(0, I) with the EMA weights (ancestral, all T steps, or\n"
+                "DDIM with --steps), pixels (x + 1)/2 clamped to [0, 1]; prints where it wrote and the time taken.");
   add_run_flags(p);
   p.option("n", "", "how many images (default 64; a cvae without --label: 100, one class per column)", "N");
-  p.option("label", "", "cvae: the class to generate (default: every class, one per column)", "L");
-  p.option("seed", "", "seed of the prior samples (default: the run's)", "S");
+  p.option("label", "", "cvae, ddpm --cond: the class to generate (cvae default: every class, one per column)", "L");
+  p.option("seed", "", "seed of the samples (default: the run's)", "S");
+  add_ddpm_sample_flags(p);
+  p.option("npy", "", "also write the images, (N, D) float32 in [0, 1], to this .npy file", "PATH");
   add_picture_flags(p, "samples.png", "2");
+  p.epilog("examples:\n"
+           "  gentape sample runs/vae --n 100\n"
+           "  gentape sample runs/ddpm --sampler ddim --steps 50 --npy x.npy\n"
+           "  gentape sample runs/ddpm-cond --label 3 --guidance 2");
   if (!p.parse(args)) return 0;
   const int scale = (int)p.integer("scale", 1, 16);
   LoadedRun r = load(p);
+  if (r.ddpm) return sample_ddpm(p, r);
+  refuse_ddpm_sample_flags(p, r);
   require_prior(r);
   const VaeConfig& cfg = r.vae->config();
   const int label = label_flag(p, r, -1);
@@ -298,6 +328,11 @@ int cmd_sample(const cli::Args& args) {
   }
   Generator gen(stream_seed(seed, "sample"));
   std::vector<float> px = r.vae->sample(n, labels, gen).to_vector();
+  if (p.given("npy")) {
+    io::save_npy(p.str("npy"), Tensor::from_vector(px, {n, cfg.input_dim()}, Device::CPU));
+    std::printf("wrote %s (%lld images, (%lld, %lld) float32 in [0, 1])\n", p.str("npy").c_str(), (long long)n,
+                (long long)n, (long long)cfg.input_dim());
+  }
   const int per_row = by_class ? cfg.num_classes : (int)std::ceil(std::sqrt((double)n));
   io::Canvas c = upscale(io::image_grid(px.data(), (int)n, (int)cfg.height, (int)cfg.width, per_row), scale);
   write_picture(picture_path(p, r, "samples.png"), c,
