@@ -69,6 +69,12 @@ void refuse_conditional(const LoadedRun& r, const char* command, const char* why
                    << " (train a vae or an ae)");
 }
 
+// The commands need an encoder: an autoencoder's E(x) or a VAE's q(z|x).
+void require_encoder(const LoadedRun& r, const char* command) {
+  GT_CHECK(r.ae || r.vae, command << ": " << r.dir.dir() << " is a " << r.config.train.model
+                                  << " run, which has no encoder (use an ae, sparse-ae, denoising-ae or vae run)");
+}
+
 const char* code_name(const LoadedRun& r) { return r.vae ? "mu(x)" : "E(x)"; }
 
 // The parameters the code z(x) depends on, as finetune_classifier wants them: an autoencoder's
@@ -194,6 +200,7 @@ int cmd_classify(const cli::Args& args) {
   cfg.seed = (uint64_t)p.integer("seed", 0, INT64_MAX);
   const bool finetune = p.on("finetune"), as_json = p.on("json");
   LoadedRun r = load(p);
+  require_encoder(r, "classify");
   refuse_conditional(r, "classify", "its code would carry the answer");
   const Device device = r.device();
   cfg.device = device;
@@ -283,6 +290,7 @@ int cmd_outliers(const cli::Args& args) {
   const int scale = (int)p.integer("scale", 1, 16);
   const bool as_json = p.on("json");
   LoadedRun r = load(p);
+  require_encoder(r, "outliers");
   refuse_conditional(r, "outliers", "it cannot score an image without being told its class");
   if ((p.given("samples") || p.given("seed")) && !r.vae)
     throw cli::UsageError(std::string(p.given("samples") ? "--samples" : "--seed") + ": " + r.dir.dir() +
