@@ -272,6 +272,18 @@ std::shared_ptr<Classifier> train_classifier(const Tensor& x, const Tensor& y, c
   return clf;
 }
 
+double train_and_test(const Tensor& x, const Tensor& y, const Tensor& test_x, const Tensor& test_y,
+                      const ClassifierConfig& cfg, ClassifierReport* report) {
+  ClassifierReport r;
+  const auto clf = train_classifier(x, y, cfg, &r);
+  GT_CHECK(test_x.defined() && test_x.dim() == 2 && test_x.size(1) == x.size(1),
+           "train_and_test: test features must be (N, " << x.size(1) << ") like the training ones, got "
+                                                       << (test_x.defined() ? test_x.shape().str() : "undefined"));
+  r.test_accuracy = clf->accuracy(test_x, test_y);
+  if (report) *report = r;
+  return r.test_accuracy;
+}
+
 Tensor compute_features(const FeatureFn& features, const Tensor& images, int64_t batch) {
   check_defined("compute_features", images, "the images");
   GT_CHECK(images.dim() == 2 && images.size(0) >= 1,

@@ -24,7 +24,8 @@
 //   gt::ClassifierConfig cfg;                     // head "linear", Adam 1e-3, batch 128, 10 epochs
 //   gt::ClassifierReport r;
 //   auto clf = gt::train_classifier(train_x, train_y, cfg, &r);   // train_x (N, F), train_y (N) int32
-//   double acc = clf->accuracy(test_x, test_y);
+//   double acc = clf->accuracy(test_x, test_y);                   // or, in one call:
+//   double same = gt::train_and_test(train_x, train_y, test_x, test_y, cfg);
 //   double a = gt::outlier_auroc(scores, gt::held_out_mask(test_labels, 3));
 #pragma once
 
@@ -65,6 +66,7 @@ struct ClassifierConfig {
 struct ClassifierReport {
   std::vector<double> epoch_loss;  // mean cross-entropy over each epoch's examples
   double train_accuracy = 0;       // after the last epoch, on the (unshuffled) training set
+  double test_accuracy = -1;       // set by train_and_test (-1: not evaluated)
   double seconds = 0;              // the training loop only (no standardisation, no evaluation)
   int64_t steps = 0;
 };
@@ -113,6 +115,11 @@ class Classifier : public nn::Module {
 // a seed and thread count. report (optional) receives the losses and the training accuracy.
 std::shared_ptr<Classifier> train_classifier(const Tensor& x, const Tensor& y, const ClassifierConfig& cfg,
                                              ClassifierReport* report = nullptr);
+
+// train_classifier on (x, y), then the accuracy on (test_x, test_y) — the number `gentape classify`
+// reports, for the encoder's features and for the raw-pixel baseline alike.
+double train_and_test(const Tensor& x, const Tensor& y, const Tensor& test_x, const Tensor& test_y,
+                      const ClassifierConfig& cfg, ClassifierReport* report = nullptr);
 
 // Fine-tuning: `features` maps images (B, D) to features (B, F) and records on the tape; encoder
 // holds the parameters it uses (requires_grad leaves). Standardisation is fitted on the initial

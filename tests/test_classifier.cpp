@@ -179,6 +179,12 @@ TEST_CASE("classifier: the linear head reaches 100% on a linearly separable set"
   CHECK(r.epoch_loss.back() < 0.1 * r.epoch_loss.front());
   CHECK(r.train_accuracy == 1.0);
   CHECK(clf->accuracy(xt, yt) == 1.0);
+  ClassifierReport again;
+  CHECK(train_and_test(x, y, xt, yt, config("linear", 30, 5e-2f, 3, 16), &again) == 1.0);
+  CHECK(again.test_accuracy == 1.0);
+  CHECK(again.epoch_loss == r.epoch_loss);  // the same training
+  REQUIRE_THROWS_WITH(train_and_test(x, y, Tensor::zeros({4, 6}), yt, config("linear", 1, 5e-2f, 3)),
+                      Contains("(N, 5)") && Contains("(4, 6)"));
   CHECK(clf->named_parameters().size() == 2);  // fc1.weight (3, 5), fc1.bias (3)
   CHECK(clf->named_parameters()[0].second.shape() == Shape{3, 5});
 }
@@ -296,8 +302,7 @@ TEST_CASE("classifier: raw-pixel baselines on Fashion-MNIST", "[.][fashion]") {
     c.head = head;
     ClassifierReport r;
     const auto t0 = std::chrono::steady_clock::now();
-    auto clf = train_classifier(d.train.images, d.train.labels, c, &r);
-    const double acc = clf->accuracy(d.test.images, d.test.labels);
+    const double acc = train_and_test(d.train.images, d.train.labels, d.test.images, d.test.labels, c, &r);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("fashion-mnist raw pixels, head %s: epochs %lld, batch %lld, Adam lr %g, %d threads: train loss "
                 "%.4f -> %.4f, train accuracy %.4f, TEST ACCURACY %.4f (training %.1f s, total %.1f s)\n",
