@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "models/data.h"
 #include "tools/io/datasets.h"
+#include "tools/io/idx.h"
 
 namespace gt::test_cli {
 
@@ -76,5 +79,35 @@ inline bool have_mnist() {
   WARN("skipped: MNIST not found under " << d << " (run tools/setup.sh)");
   return false;
 }
+
+// MNIST cut down to n_train training and n_test test images as IDX files in `dir`, each picked
+// evenly over its class-sorted set (every class present); with `shuffled` stored in a fixed random
+// order, so that "the first N training images" also sees every class. Small sets keep each CLI
+// test at a few seconds.
+inline void write_small_mnist(const std::string& dir, int64_t n_train, int64_t n_test, bool shuffled = false) {
+  const io::DataSplit full = io::load_dataset("mnist");
+  std::filesystem::create_directories(dir);
+  auto write = [&](const Dataset& d, int64_t n, const std::string& stem) {
+    std::vector<uint8_t> px, lab;
+    const float* x = d.images.data();
+    const int32_t* y = d.labels.data_i32();
+    const std::vector<int32_t> order = shuffled ? permutation(n, 7, 0) : std::vector<int32_t>();
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t i = (shuffled ? (int64_t)order[(size_t)k] : k) * d.size() / n;
+      for (int64_t j = 0; j < d.dim(); ++j) px.push_back((uint8_t)std::lround(x[i * d.dim() + j] * 255.f));
+      lab.push_back((uint8_t)y[i]);
+    }
+    io::write_idx(dir + "/" + stem + "-images-idx3-ubyte", {n, d.height, d.width}, px);
+    io::write_idx(dir + "/" + stem + "-labels-idx1-ubyte", {n}, lab);
+  };
+  write(full.train, n_train, "train");
+  write(full.test, n_test, "t10k");
+}
+
+// Every command runs on one CPU thread: on a loaded 2-core machine (ctest -j, parallel builds) the
+// threaded kernels spend most of a tiny step waiting for a descheduled worker (measured 10x slower
+// than one thread), and the thread count changes the last bits of the sums, which the bit-for-bit
+// comparisons (resume, eval vs training) need to be the same.
+inline const std::string kCpu = " --device cpu --threads 1";
 
 }  // namespace gt::test_cli

@@ -23,33 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A copy of MNIST cut down to 1,000 training and 200 test images (each spread evenly over its
-// class-sorted set, so every class is present), as IDX files in `dir`: every command evaluates on
-// the test set, and 200 images keep each test case at a few seconds.
-void write_small_mnist(const std::string& dir) {
-  const io::DataSplit full = io::load_dataset("mnist");
-  std::filesystem::create_directories(dir);
-  auto write = [&](const Dataset& d, int64_t n, const std::string& stem) {
-    std::vector<uint8_t> px, lab;
-    const float* x = d.images.data();
-    const int32_t* y = d.labels.data_i32();
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t i = k * d.size() / n;
-      for (int64_t j = 0; j < d.dim(); ++j) px.push_back((uint8_t)std::lround(x[i * d.dim() + j] * 255.f));
-      lab.push_back((uint8_t)y[i]);
-    }
-    io::write_idx(dir + "/" + stem + "-images-idx3-ubyte", {n, d.height, d.width}, px);
-    io::write_idx(dir + "/" + stem + "-labels-idx1-ubyte", {n}, lab);
-  };
-  write(full.train, 1000, "train");
-  write(full.test, 200, "t10k");
-}
-
-// Every command runs on one CPU thread: on a loaded 2-core machine (ctest -j, parallel builds) the
-// threaded kernels spend most of a tiny step waiting for a descheduled worker (measured 10x slower
-// than one thread), and the thread count changes the last bits of the sums, which the bit-for-bit
-// comparisons (resume, eval vs training) need to be the same.
-const std::string kCpu = " --device cpu --threads 1";
+void write_small_mnist(const std::string& dir) { test_cli::write_small_mnist(dir, 1000, 200); }
 
 // A small, fast autoencoder: 784-64-k / k-64-784 on the small MNIST in `data`.
 std::string ae_flags(const std::string& data) { return "--data " + data + " --hidden 64 --batch 64 --seed 3" + kCpu; }

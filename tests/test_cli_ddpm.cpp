@@ -28,31 +28,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A copy of MNIST cut down to 1,000 training and 100 test images (each spread evenly over its
-// class-sorted set), as IDX files in `dir`: `fid` trains its FidNet on a data set's full training
-// split, and 1,000 images keep that at a few seconds.
-void write_small_mnist(const std::string& dir) {
-  const io::DataSplit full = io::load_dataset("mnist");
-  fs::create_directories(dir);
-  auto write = [&](const Dataset& d, int64_t n, const std::string& stem) {
-    std::vector<uint8_t> px, lab;
-    const float* x = d.images.data();
-    const int32_t* y = d.labels.data_i32();
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t i = k * d.size() / n;
-      for (int64_t j = 0; j < d.dim(); ++j) px.push_back((uint8_t)std::lround(x[i * d.dim() + j] * 255.f));
-      lab.push_back((uint8_t)y[i]);
-    }
-    io::write_idx(dir + "/" + stem + "-images-idx3-ubyte", {n, d.height, d.width}, px);
-    io::write_idx(dir + "/" + stem + "-labels-idx1-ubyte", {n}, lab);
-  };
-  write(full.train, 1000, "train");
-  write(full.test, 100, "t10k");
-}
-
-// One CPU thread (see test_cli_ae.cpp: on the loaded 2-core machine two threads ran 10x slower, and
-// the bit-for-bit comparisons need one thread count).
-const std::string kCpu = " --device cpu --threads 1";
+// fid trains its FidNet on a data set's full training split: 1,000 images keep that at a few seconds.
+void write_small_mnist(const std::string& dir) { test_cli::write_small_mnist(dir, 1000, 100); }
 const int64_t kT = 50;  // diffusion steps of the tiny model: buckets of 5
 // The tiny model: a U-Net with c = 8 (48,481 parameters), 64 training images, 4 steps per epoch.
 std::string tiny(const std::string& data) {

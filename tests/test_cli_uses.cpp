@@ -26,31 +26,8 @@ namespace {
 
 constexpr int64_t kTrain = 600, kTest = 200;
 
-// MNIST cut down to 600 training and 200 test images, each picked evenly over its class-sorted set
-// (every class present) and then stored in a fixed shuffled order, so that "the first N training
-// images" and "a random N" both see every class.
-void write_tiny_mnist(const std::string& dir) {
-  const io::DataSplit full = io::load_dataset("mnist");
-  fs::create_directories(dir);
-  auto write = [&](const Dataset& d, int64_t n, const std::string& stem) {
-    std::vector<uint8_t> px, lab;
-    const float* x = d.images.data();
-    const int32_t* y = d.labels.data_i32();
-    const std::vector<int32_t> order = permutation(n, 7, 0);
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t i = (int64_t)order[(size_t)k] * d.size() / n;
-      for (int64_t j = 0; j < d.dim(); ++j) px.push_back((uint8_t)std::lround(x[i * d.dim() + j] * 255.f));
-      lab.push_back((uint8_t)y[i]);
-    }
-    io::write_idx(dir + "/" + stem + "-images-idx3-ubyte", {n, d.height, d.width}, px);
-    io::write_idx(dir + "/" + stem + "-labels-idx1-ubyte", {n}, lab);
-  };
-  write(full.train, kTrain, "train");
-  write(full.test, kTest, "t10k");
-}
+void write_tiny_mnist(const std::string& dir) { test_cli::write_small_mnist(dir, kTrain, kTest, /*shuffled=*/true); }
 
-// One CPU thread: two threads per process on the loaded 2-core machine run ~10x slower.
-const std::string kCpu = " --device cpu --threads 1";
 std::string tiny(const std::string& data) { return "--data " + data + " --hidden 64 --batch 64 --seed 3" + kCpu; }
 
 nlohmann::json json_of(const Result& r) { return nlohmann::json::parse(r.out); }
