@@ -44,6 +44,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+CMP_NAME=compare_vae.sh
+source "$here/compare_lib.sh"
 
 ROUNDS="${ROUNDS:-3}"
 THREADS="${THREADS:-$(nproc)}"
@@ -51,40 +53,18 @@ EPOCHS="${EPOCHS:-3}"
 SEED="${SEED:-1}"
 GENTAPE="${GENTAPE:-$root/build/tools/gentape}"
 DATA="${DATA:-fashion-mnist}"
-PLAIN=0
-RUN_GENTAPE=1
-RUN_TORCH=1
-KEEP=""
 LIMIT=()
-QWAIT=0
-PY=/usr/bin/python3   # Debian's python: the one with python3-torch
-OPENBLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
-MALLOC_TUNABLES="glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295"
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rounds) ROUNDS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
     --epochs) EPOCHS="$2"; shift 2 ;;
-    --seed) SEED="$2"; shift 2 ;;
     --gentape) GENTAPE="$2"; shift 2 ;;
     --data) DATA="$2"; shift 2 ;;
-    --plain) PLAIN=1; shift ;;
-    --torch-only) RUN_GENTAPE=0; shift ;;
-    --gentape-only) RUN_TORCH=0; shift ;;
-    --keep) KEEP="$2"; shift 2 ;;
-    --quiet-wait) QWAIT="$2"; shift 2 ;;
     --train-limit) LIMIT=(--train-limit "$2"); shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "compare_vae.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) cmp_common_option "$@"; shift "$CMP_SHIFT" ;;
   esac
 done
-for v in ROUNDS THREADS EPOCHS SEED QWAIT; do
-  if ! [[ "${!v}" =~ ^[0-9]+$ ]] || { [ "${!v}" -lt 1 ] && [ "$v" != SEED ] && [ "$v" != QWAIT ]; }; then
-    echo "compare_vae.sh: $v must be a positive integer, got '${!v}'" >&2; exit 2
-  fi
-done
+cmp_check_ints ROUNDS THREADS EPOCHS SEED:0 QWAIT:0
 
 case "$DATA" in
   fashion-mnist) DATA_DIR=/usr/share/datasets/fashion-mnist ;;
@@ -99,106 +79,41 @@ if [ "$RUN_GENTAPE" = 1 ] && [ ! -x "$GENTAPE" ]; then
   echo "  or run the PyTorch half alone:  $0 --torch-only" >&2
   exit 1
 fi
-if [ "$RUN_TORCH" = 1 ]; then
-  "$PY" -c 'import torch' 2>/dev/null || { echo "compare_vae.sh: $PY has no torch (apt-get install python3-torch)" >&2; exit 1; }
-  [ -e "$OPENBLAS_DIR/libblas.so.3" ] ||
-    echo "compare_vae.sh: warning: $OPENBLAS_DIR missing (apt-get install libopenblas0-openmp); PyTorch will use whatever libblas.so.3 is" >&2
-fi
+if [ "$RUN_TORCH" = 1 ]; then cmp_check_torch torch; fi
 
-if [ -n "$KEEP" ]; then
-  mkdir -p "$KEEP"; work="$(cd "$KEEP" && pwd)"
-  if compgen -G "$work/*-r[0-9]*" > /dev/null; then
-    echo "compare_vae.sh: --keep $KEEP already holds runs: give a new or empty directory" >&2; exit 1
-  fi
-else
-  work="$(mktemp -d "${TMPDIR:-/tmp}/compare_vae.XXXXXX")"
-  trap 'rm -rf "$work"' EXIT
-fi
-
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-busy_pct() {  # percent of all CPUs busy over the next $1 seconds (/proc/stat; iowait counts as idle)
-  local a b
-  read -r -a a < <(grep '^cpu ' /proc/stat); sleep "$1"; read -r -a b < <(grep '^cpu ' /proc/stat)
-  local tot=0 idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) i
-  for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
-  echo $(( tot > 0 ? 100 * (tot - idle) / tot : 0 ))
-}
-wait_quiet() {
-  [ "$QWAIT" -gt 0 ] || return 0
-  local t0=$SECONDS b
-  while :; do
-    b=$(busy_pct 2)
-    [ "$b" -lt 10 ] && return 0
-    if ((SECONDS - t0 >= QWAIT)); then echo "      (still ${b}% busy after ${QWAIT} s of waiting: running anyway)"; return 0; fi
-  done
-}
-echo "compare_vae: $ROUNDS rounds x {$( [ $RUN_GENTAPE = 1 ] && printf 'gentape ')$( [ $RUN_TORCH = 1 ] && printf 'torch ')$( [ $PLAIN = 1 ] && printf 'torch-plain ')}, $EPOCHS epochs, $THREADS threads, data $DATA"
-echo "  machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs; load average now $(load)"
-b=$(busy_pct 1)
-if [ "$b" -ge 25 ]; then
-  echo "  warning: the machine is ${b}% busy: with several threads each, both engines slow down far more than"
-  echo "  their share (a descheduled OpenMP thread stalls every barrier); compare medians, or use --quiet-wait W"
-fi
+cmp_workdir '*-r[0-9]*'
+echo "compare_vae: $ROUNDS rounds x {$(cmp_engines)}, $EPOCHS epochs, $THREADS threads, data $DATA"
+cmp_machine
 if [ ${#LIMIT[@]} -gt 0 ]; then echo "  --train-limit ${LIMIT[1]}: a quick check, not a benchmark figure"; fi
-echo "  runs and logs: $work$( [ -z "$KEEP" ] && printf ' (removed at exit; --keep DIR keeps them)')"
+echo "  runs and logs: $work$(cmp_keep_note)"
 
 run_gentape() {  # round seed
   local out="$work/gentape-r$1"
-  wait_quiet
-  echo "  [round $1] gentape      seed $2  (load $(load))"
+  cmp_start "$1" gentape "$2"
   if ! env OMP_NUM_THREADS="$THREADS" "$GENTAPE" train vae --data "$DATA" --epochs "$EPOCHS" --threads "$THREADS" \
        --batch 128 --lr 1e-3 --seed "$2" ${LIMIT[@]+"${LIMIT[@]}"} --out "$out" > "$work/gentape-r$1.log" 2>&1; then
-    echo "compare_vae.sh: gentape failed; its output ($work/gentape-r$1.log):" >&2
-    tail -20 "$work/gentape-r$1.log" >&2
-    exit 1
+    cmp_fail "gentape failed; its output" "$work/gentape-r$1.log"
   fi
   cp "$out/metrics.jsonl" "$work/gentape-r$1.jsonl"
 }
 
 run_torch() {  # round seed variant(torch|torch-plain)
-  local tun=(GLIBC_TUNABLES="$MALLOC_TUNABLES")
-  [ "$3" = torch-plain ] && tun=(-u GLIBC_TUNABLES)
-  wait_quiet
-  printf '  [round %s] %-12s seed %s  (load %s)\n' "$1" "$3" "$2" "$(load)"
-  if ! env -u OPENBLAS_CORETYPE "${tun[@]}" OMP_NUM_THREADS="$THREADS" \
-       LD_LIBRARY_PATH="$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-       "$PY" "$here/reference/vae_torch.py" --json --epochs "$EPOCHS" --threads "$THREADS" --seed "$2" \
-       --data-dir "$DATA_DIR" ${LIMIT[@]+"${LIMIT[@]}"} > "$work/$3-r$1.jsonl" 2> "$work/$3-r$1.log"; then
-    echo "compare_vae.sh: vae_torch.py failed ($work/$3-r$1.log):" >&2
-    tail -20 "$work/$3-r$1.log" >&2
-    exit 1
+  cmp_start "$1" "$3" "$2"
+  if ! cmp_torch_env "$3" "$PY" "$here/reference/vae_torch.py" --json --epochs "$EPOCHS" --threads "$THREADS" \
+       --seed "$2" --data-dir "$DATA_DIR" ${LIMIT[@]+"${LIMIT[@]}"} > "$work/$3-r$1.jsonl" 2> "$work/$3-r$1.log"; then
+    cmp_fail "vae_torch.py failed" "$work/$3-r$1.log"
   fi
-  if [ "$1" = 1 ]; then
-    sed -n '1,2s/^/      /p' "$work/$3-r$1.log"   # which BLAS, which environment
-    if ! grep -q '\[OpenBLAS' "$work/$3-r$1.log"; then
-      echo "      warning: PyTorch's sgemm_ is not OpenBLAS's here (see the line above): not PyTorch at its best" >&2
-    fi
-  fi
+  if [ "$1" = 1 ]; then cmp_torch_header "$work/$3-r$1.log"; fi
 }
 
-run_round() {  # round seed: every engine once, in the given order
-  local e
-  for e in "${@:3}"; do
-    case "$e" in
-      gentape) if [ $RUN_GENTAPE = 1 ]; then run_gentape "$1" "$2"; fi ;;
-      torch) if [ $RUN_TORCH = 1 ]; then run_torch "$1" "$2" torch; fi ;;
-      torch-plain) if [ $RUN_TORCH = 1 ] && [ $PLAIN = 1 ]; then run_torch "$1" "$2" torch-plain; fi ;;
-    esac
-  done
-}
-for ((r = 1; r <= ROUNDS; r++)); do
-  if ((r % 2 == 1)); then run_round $r $((SEED + r - 1)) gentape torch torch-plain
-  else run_round $r $((SEED + r - 1)) torch-plain torch gentape; fi
-done
-echo "  done (load $(load))"
-echo
+cmp_rounds
 
 # The table: jq-free, with Debian's python (no torch needed for this part).
-"$PY" - "$work" "$ROUNDS" "$EPOCHS" "$THREADS" <<'EOF'
+cmp_python "$work" "$ROUNDS" "$EPOCHS" "$THREADS" <<'EOF'
 import json, os, statistics as st, sys
+from compare_lib import LABEL as label, contended as is_contended, engines_run, rng, verdict
 work, rounds, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-engines = [e for e in ("gentape", "torch", "torch-plain") if os.path.exists(os.path.join(work, "%s-r1.jsonl" % e))]
-label = {"gentape": "gentape", "torch": "torch (best)", "torch-plain": "torch (no malloc tunables)"}
+engines = engines_run(work, "%s-r1.jsonl")
 
 def read(engine, r):
     rows = [json.loads(l) for l in open(os.path.join(work, "%s-r%d.jsonl" % (engine, r))) if l.strip()]
@@ -225,8 +140,8 @@ for e in engines:
         cws = "-"
         if len(cw) == len(rows):
             c = st.median(cw[1:] or cw)
-            cws = "%.2f%s" % (c, "*" if c < 0.9 * threads else "")
-            contended[0] |= c < 0.9 * threads
+            cws = "%.2f%s" % (c, "*" if is_contended(c, threads) else "")
+            contended[0] |= is_contended(c, threads)
         print("  %-28s %5d  %8.2f  %-26s %8.2f  %8s  %11.3f" % (
             label[e], r, secs[0], " ".join("%.2f" % s for s in secs[1:]), steady, cws, rows[-1]["test_neg_elbo"]))
 if contended[0]:
@@ -236,7 +151,6 @@ if contended[0]:
 print()
 print("summary over %d runs (%d threads): median [min-max]" % (rounds, threads))
 print("  %-28s %-22s %-22s %-26s" % ("engine", "epoch 1 (s)", "steady epoch (s)", "test -ELBO after %d epochs" % epochs))
-rng = lambda v, f: (f + " [" + f + "-" + f + "]") % (st.median(v), min(v), max(v))
 for e in engines:
     print("  %-28s %-22s %-22s %-26s" % (label[e], rng(res[e]["e1"], "%.2f"), rng(res[e]["steady"], "%.2f"),
                                           rng(res[e]["elbo"], "%.2f")))
@@ -247,8 +161,7 @@ if "gentape" in res and "torch" in res:
     per_round = [a / b for a, b in zip(g["steady"], t["steady"])]
     rel = (st.median(g["elbo"]) - st.median(t["elbo"])) / st.median(t["elbo"])
     print("  epoch time gentape / torch (best), ratio of medians: %.3f   (per round: %s; target <= 0.5: %s)" % (
-        ratio, " ".join("%.2f" % x for x in per_round),
-        "not judged: contended runs (*)" if contended[0] else "met" if ratio <= 0.5 else "NOT met"))
+        ratio, " ".join("%.2f" % x for x in per_round), verdict(ratio, contended[0])))
     print("  test -ELBO gentape vs torch, relative difference of medians: %+.2f%%   (target within 1%%: %s)" % (
         100 * rel, "met" if abs(rel) <= 0.01 else "NOT met"))
 if "torch" in res and "torch-plain" in res:
