@@ -18,6 +18,7 @@
 
 #include "autograd/tape.h"
 #include "core/tensor.h"
+#include "kernels/linear.h"
 
 namespace gt {
 
@@ -87,6 +88,10 @@ Tensor index_select(const Tensor& a, const Tensor& indices);
 // (M, K) x (K, N) -> (M, N), or batched (B, M, K) x (B, K, N) -> (B, M, N). With transpose flags
 // the stored operand is read transposed: matmul(a, b, false, true) = a b^T for b of shape (N, K).
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+// The fully connected layer fused with its bias and activation (kernels/linear.h): x (B, I),
+// weight (O, I) (PyTorch's layout), bias (O) or undefined -> act(x weight^T + bias) (B, O). One tape
+// entry and one (B, O) tensor instead of matmul + add + relu's three.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearAct act = LinearAct::None);
 // x (B, C, H, W), weight (O, C, kh, kw), bias (O) or undefined -> (B, O, Ho, Wo).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride = 1,
               int padding = 0);

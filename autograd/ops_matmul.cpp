@@ -4,11 +4,16 @@
 // Derivative: with C = op(A) op(B) and upstream dC,
 //   d op(A) = dC op(B)^T,   d op(B) = op(A)^T dC,
 // and a stored-transposed operand receives the transpose of that: if ta, dA = op(B) dC^T;
-// if tb, dB = dC^T op(A). Each is one GEMM accumulated straight into the gradient buffer (beta = 1).
+// if tb, dB = dC^T op(A). Each is one GEMM straight into the gradient buffer: beta = 1 accumulates
+// into an existing gradient, beta = 0 writes a fresh one (grad_target: no zero-fill pass).
+//
+// linear(x, W, b, act) = act(x W^T + b) is the same GEMM with an epilogue (kernels/linear.h):
+//   g = dy * act'(y);  db += sum_rows g;  dx (+)= g W;  dW (+)= g^T x.
 #include <sstream>
 
 #include "autograd/ops.h"
 #include "core/dispatch.h"
+#include "kernels/linear.h"
 #include "kernels/matmul.h"
 
 namespace gt {
@@ -57,18 +62,76 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
       const Device dev = dout.device();
       const float* dc = dout.data();  // dC (batch, M, N)
       if (a.requires_grad()) {
-        float* da = grad_buffer(a).data();
-        if (!ta)  // dA (M, K) += dC (M, N) op(B)^T (N, K)
-          gemm_dispatch(dev, false, !tb, batch, M, K, N, dc, sc, b.data(), sb, 1.0f, da, sa);
-        else  // dA (K, M) += op(B) (K, N) dC^T (N, M)
-          gemm_dispatch(dev, tb, true, batch, K, M, N, b.data(), sb, dc, sc, 1.0f, da, sa);
+        float beta;
+        float* da = grad_target(a, &beta).data();
+        if (!ta)  // dA (M, K) (+)= dC (M, N) op(B)^T (N, K)
+          gemm_dispatch(dev, false, !tb, batch, M, K, N, dc, sc, b.data(), sb, beta, da, sa);
+        else  // dA (K, M) (+)= op(B) (K, N) dC^T (N, M)
+          gemm_dispatch(dev, tb, true, batch, K, M, N, b.data(), sb, dc, sc, beta, da, sa);
       }
       if (b.requires_grad()) {
-        float* db = grad_buffer(b).data();
-        if (!tb)  // dB (K, N) += op(A)^T (K, M) dC (M, N)
-          gemm_dispatch(dev, !ta, false, batch, K, N, M, a.data(), sa, dc, sc, 1.0f, db, sb);
-        else  // dB (N, K) += dC^T (N, M) op(A) (M, K)
-          gemm_dispatch(dev, true, ta, batch, N, K, M, dc, sc, a.data(), sa, 1.0f, db, sb);
+        float beta;
+        float* db = grad_target(b, &beta).data();
+        if (!tb)  // dB (K, N) (+)= op(A)^T (K, M) dC (M, N)
+          gemm_dispatch(dev, !ta, false, batch, K, N, M, a.data(), sa, dc, sc, beta, db, sb);
+        else  // dB (N, K) (+)= dC^T (N, M) op(A) (M, K)
+          gemm_dispatch(dev, true, ta, batch, N, K, M, dc, sc, a.data(), sa, beta, db, sb);
+      }
+    });
+  }
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearAct act) {
+  const char* op = "linear";
+  check_defined(op, x, "x");
+  check_defined(op, weight, "weight");
+  check_dtype_f32(op, x);
+  check_dtype_f32(op, weight);
+  check_same_device(op, x, weight);
+  GT_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got shape " << weight.shape());
+  const int64_t O = weight.size(0), I = weight.size(1);
+  GT_CHECK(x.dim() == 2 && x.size(1) == I,
+           "linear: input shape " << x.shape() << " does not match weight " << weight.shape() << ": expected (B, " << I
+                                  << ")");
+  if (bias.defined()) {
+    check_dtype_f32(op, bias);
+    check_same_device(op, x, bias);
+    GT_CHECK(bias.dim() == 1 && bias.size(0) == O,
+             "linear: bias shape " << bias.shape() << " does not match weight " << weight.shape() << ": expected (" << O
+                                   << ")");
+  }
+  const int64_t B = x.size(0);
+  const Device dev = x.device();
+  Tensor out = Tensor::empty({B, O}, dev);
+  // y (B, O) = x (B, I) W^T, then y = act(y + b) while the block is in cache.
+  gemm_dispatch(dev, false, true, 1, B, O, I, x.data(), 0, weight.data(), 0, 0.0f, out.data(), 0);
+  const float* bp = bias.defined() ? bias.data() : nullptr;
+  GT_DISPATCH(dev, linear_epilogue_cpu(out.data(), bp, B, O, act), linear_epilogue_cuda(out.data(), bp, B, O, act));
+
+  if (needs_grad({&x, &weight, &bias})) {
+    std::vector<Tensor> inputs{x, weight};
+    if (bias.defined()) inputs.push_back(bias);
+    // The closure keeps y (= out) for the ReLU mask; the pre-activation is never stored.
+    record(op, std::move(inputs), out, [x, weight, bias, y = out, act, B, I, O](const Tensor& dout) {
+      const Device dev = dout.device();
+      float* db = nullptr;
+      float db_beta = 0.0f;
+      if (bias.defined() && bias.requires_grad()) db = grad_target(bias, &db_beta).data();
+      // g = dy * act'(y) and db (+)= sum_rows g in one pass; with no activation g is dy itself.
+      Tensor g = act == LinearAct::None ? dout : Tensor::empty({B, O}, dev);
+      if (db || act != LinearAct::None)
+        GT_DISPATCH(dev, linear_backward_act_cpu(g.data(), db, dout.data(), y.data(), B, O, act, db_beta),
+                    linear_backward_act_cuda(g.data(), db, dout.data(), y.data(), B, O, act, db_beta));
+      if (x.requires_grad()) {  // dx (B, I) (+)= g (B, O) W (O, I)
+        float beta;
+        float* dx = grad_target(x, &beta).data();
+        gemm_dispatch(dev, false, false, 1, B, I, O, g.data(), 0, weight.data(), 0, beta, dx, 0);
+      }
+      if (weight.requires_grad()) {  // dW (O, I) (+)= g^T (O, B) x (B, I)
+        float beta;
+        float* dw = grad_target(weight, &beta).data();
+        gemm_dispatch(dev, true, false, 1, O, I, B, g.data(), 0, x.data(), 0, beta, dw, 0);
       }
     });
   }

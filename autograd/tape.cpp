@@ -63,6 +63,17 @@ Tensor grad_buffer(const Tensor& x) {
   return impl->grad;
 }
 
+Tensor grad_target(const Tensor& x, float* beta) {
+  TensorImpl* impl = x.impl();
+  if (impl->grad.defined()) {
+    *beta = 1.0f;
+  } else {
+    impl->grad = Tensor::empty(x.shape(), x.device());
+    *beta = 0.0f;
+  }
+  return impl->grad;
+}
+
 void backward(const Tensor& loss) {
   check_defined("backward", loss, "the loss");
   GT_CHECK(loss.numel() == 1, "backward: the loss must have one element, got shape "

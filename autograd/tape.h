@@ -50,6 +50,11 @@ void record(const char* name, std::vector<Tensor> inputs, const Tensor& out, Bac
 // The gradient accumulator of x: created zero-filled on x's device the first time, then reused.
 // Backward closures add into it.
 Tensor grad_buffer(const Tensor& x);
+// The gradient buffer of x for a kernel that computes buf = beta * buf + contribution (a GEMM's
+// beta): when x has no gradient yet the buffer is created *uninitialised* and beta is set to 0, so
+// the kernel overwrites it and no zero-fill pass or read of zeros is spent; otherwise beta = 1 and
+// the kernel accumulates. The caller must write every element when beta is 0.
+Tensor grad_target(const Tensor& x, float* beta);
 
 // ---- running backward ----
 // Back-propagates from a one-element `loss` (seed 1).

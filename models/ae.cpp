@@ -194,7 +194,7 @@ Tensor Autoencoder::encode(const Tensor& x) const {
     h = relu(m.conv2->forward(h));
     h = reshape(h, {B, -1});
   }
-  for (const auto& layer : m.enc) h = relu(layer->forward(h));
+  for (const auto& layer : m.enc) h = layer->forward(h, LinearAct::Relu);
   return m.enc_out->forward(h);
 }
 
@@ -205,7 +205,7 @@ Tensor Autoencoder::decode(const Tensor& z) const {
                                                  << (z.defined() ? z.shape().str() : "undefined"));
   const int64_t B = z.size(0);
   Tensor h = z;
-  for (const auto& layer : m.dec) h = relu(layer->forward(h));
+  for (const auto& layer : m.dec) h = layer->forward(h, LinearAct::Relu);
   Tensor out = m.dec_out->forward(h);
   if (cfg_.arch == "conv") {
     h = reshape(relu(out), {B, 64, cfg_.height / 4, cfg_.width / 4});

@@ -1,9 +1,11 @@
 // data.cpp: Dataset helpers and the minibatch iterator.
 #include "models/data.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/rng.h"
+#include "kernels/parallel.h"
 
 namespace gt {
 
@@ -99,11 +101,15 @@ bool Batcher::next() {
   const int32_t* lab = data_.labels.data_i32();
   float* dst = xh.data();
   int32_t* ldst = yh.data_i32();
-  for (int64_t i = 0; i < b; ++i) {
-    int32_t r = order_[(size_t)(pos_ + i)];
-    std::memcpy(dst + i * D, src + (int64_t)r * D, (size_t)D * sizeof(float));
-    ldst[i] = lab[r];
-  }
+  // A gather of random rows (each one TLB miss and a cold line run): both threads copy rows.
+  const int32_t* rows = order_.data() + pos_;
+  parallel_for(b, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(D, 1)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int32_t r = rows[i];
+      std::memcpy(dst + i * D, src + (int64_t)r * D, (size_t)D * sizeof(float));
+      ldst[i] = lab[r];
+    }
+  });
   x_ = xh.to(device_);
   y_ = yh.to(device_);
   pos_ += b;

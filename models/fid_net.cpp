@@ -26,7 +26,7 @@ Tensor FidNet::features(const Tensor& x) const {
   Tensor h = x.dim() == 2 ? reshape(x, {B, 1, 28, 28}) : x;
   h = avg_pool2d(relu(conv1_->forward(h)), 2, 2);
   h = avg_pool2d(relu(conv2_->forward(h)), 2, 2);
-  return relu(fc1_->forward(reshape(h, {B, 64 * 7 * 7})));
+  return fc1_->forward(reshape(h, {B, 64 * 7 * 7}), LinearAct::Relu);
 }
 
 Tensor FidNet::logits(const Tensor& x) const { return fc2_->forward(features(x)); }

@@ -21,12 +21,11 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, bool has_bias) : in_feat
   if (has_bias) bias = register_parameter("bias", uniform_init({out}, bound, gen));
 }
 
-Tensor Linear::forward(const Tensor& x) const {
+Tensor Linear::forward(const Tensor& x, LinearAct act) const {
   GT_CHECK(x.dim() == 2 && x.size(1) == in_features,
            "Linear(" << in_features << " -> " << out_features << "): input shape " << x.shape() << ", expected (B, "
                      << in_features << ")");
-  Tensor y = matmul(x, weight, false, true);
-  return bias.defined() ? add(y, bias) : y;
+  return linear(x, weight, bias, act);
 }
 
 Conv2d::Conv2d(int64_t in, int64_t out, int k, Generator& gen, int s, int p, bool has_bias) : stride(s), padding(p) {

@@ -11,10 +11,11 @@
 //
 //   gt::Generator g(0);
 //   auto fc = std::make_shared<gt::nn::Linear>(784, 400, g);
-//   gt::Tensor h = gt::relu(fc->forward(x));   // x (B, 784) -> (B, 400)
+//   gt::Tensor h = fc->forward(x, gt::LinearAct::Relu);   // relu(x W^T + b): (B, 784) -> (B, 400)
 #pragma once
 
 #include "core/rng.h"
+#include "kernels/linear.h"
 #include "models/module.h"
 
 namespace gt::nn {
@@ -25,7 +26,9 @@ Tensor uniform_init(const Shape& shape, float bound, Generator& gen);
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, Generator& gen, bool bias = true);
-  Tensor forward(const Tensor& x) const;  // x (B, in) -> (B, out)
+  // x (B, in) -> act(x W^T + b) (B, out): one fused op (gt::linear), bias and activation applied in
+  // the GEMM's epilogue.
+  Tensor forward(const Tensor& x, LinearAct act = LinearAct::None) const;
   Tensor weight, bias;
   int64_t in_features, out_features;
 };

@@ -221,7 +221,7 @@ std::pair<Tensor, Tensor> Vae::encode(const Tensor& x, const Tensor& labels) con
     h = reshape(h, {B, -1});
   }
   if (cfg_.conditional()) h = concat({h, one_hot(labels, B, cfg_.num_classes, m.eye, "Vae::encode")}, 1);
-  for (const auto& layer : m.enc) h = relu(layer->forward(h));
+  for (const auto& layer : m.enc) h = layer->forward(h, LinearAct::Relu);
   return {m.fc_mu->forward(h), m.fc_logvar->forward(h)};
 }
 
@@ -232,7 +232,7 @@ Tensor Vae::decode(const Tensor& z, const Tensor& labels) const {
   const int64_t B = z.size(0);
   Tensor h = z;
   if (cfg_.conditional()) h = concat({h, one_hot(labels, B, cfg_.num_classes, m.eye, "Vae::decode")}, 1);
-  for (const auto& layer : m.dec) h = relu(layer->forward(h));
+  for (const auto& layer : m.dec) h = layer->forward(h, LinearAct::Relu);
   Tensor out = m.out->forward(h);
   if (cfg_.arch == "conv") {
     h = reshape(relu(out), {B, 64, cfg_.height / 4, cfg_.width / 4});

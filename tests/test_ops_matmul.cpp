@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/rng.h"
 #include "kernels/matmul.h"
 #include "tests/op_table.h"
 
@@ -70,6 +71,40 @@ OpRow matmul_row(const std::string& name, Shape a, Shape b, bool ta, bool tb) {
   return row;
 }
 
+// Reference for linear: act(x W^T + b) in double; b is in[2] when present.
+RefFn linear_ref(bool relu) {
+  return [relu](const std::vector<HostTensor>& in) {
+    const HostTensor &X = in[0], &W = in[1];
+    const int64_t B = X.shape[0], I = X.shape[1], O = W.shape[0];
+    RefResult r;
+    r.shape = {B, O};
+    r.v.assign((size_t)(B * O), 0.0);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t o = 0; o < O; ++o) {
+        double s = in.size() > 2 ? in[2].v[(size_t)o] : 0.0;
+        for (int64_t i = 0; i < I; ++i) s += X.v[(size_t)(b * I + i)] * W.v[(size_t)(o * I + i)];
+        r.v[(size_t)(b * O + o)] = relu && s < 0 ? 0.0 : s;
+      }
+    return r;
+  };
+}
+
+// x (B, I), W (O, I), b (O). With ReLU the inputs keep every pre-activation away from the kink:
+// |b| in [1, 2) dominates x W^T (x, W ~ N(0, s^2) with s^2 = 0.09 * 7 / I: a sum of I products
+// whose std is 0.09 sqrt(7) ~ 0.24 whatever I is), so the finite differences never straddle 0,
+// while the signs of b make both masked and passed outputs.
+OpRow linear_row(const std::string& name, int64_t B, int64_t I, int64_t O, bool bias, LinearAct act) {
+  OpRow row;
+  row.name = name;
+  const float s = 0.3f * std::sqrt(std::min(1.0f, 7.0f / (float)I));
+  row.inputs = {normal({B, I}, s), normal({O, I}, s)};
+  if (bias) row.inputs.push_back(away_from_zero({O}, 1.0f, 2.0f));
+  row.op = [act](const std::vector<Tensor>& in) { return linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), act); };
+  row.ref = linear_ref(act == LinearAct::Relu);
+  row.tol = gemm_tolerance(std::max({B, I, O}));
+  return row;
+}
+
 std::vector<OpRow> rows() {
   std::vector<OpRow> r;
   r.push_back(matmul_row("matmul (5,7) @ (7,11)", {5, 7}, {7, 11}, false, false));
@@ -95,6 +130,24 @@ std::vector<OpRow> rows() {
   {
     // A larger product so Eigen's blocked, multithreaded GEMM path runs, not only its small-size one.
     r.push_back(matmul_row("matmul (37,70) @ (70,29)", {37, 70}, {70, 29}, false, false));
+  }
+  r.push_back(linear_row("linear (5,7) -> 11 + b", 5, 7, 11, true, LinearAct::None));
+  r.push_back(linear_row("linear relu (5,7) -> 11 + b", 5, 7, 11, true, LinearAct::Relu));
+  r.push_back(linear_row("linear (13,5) -> 3, no bias", 13, 5, 3, false, LinearAct::None));
+  r.push_back(linear_row("linear relu (37,70) -> 29 + b", 37, 70, 29, true, LinearAct::Relu));
+  {
+    // x, W and b each feed two linears: the second backward accumulates (beta = 1) into the
+    // buffers the first one created (beta = 0, uninitialised until written).
+    OpRow row = linear_row("linear twice, shared inputs (5,7) -> 11", 5, 7, 11, true, LinearAct::Relu);
+    row.op = [](const std::vector<Tensor>& in) {
+      return add(linear(in[0], in[1], in[2], LinearAct::Relu), mul(linear(in[0], in[1], in[2]), 0.5f));
+    };
+    row.ref = [](const std::vector<HostTensor>& in) {
+      RefResult a = linear_ref(true)(in), b = linear_ref(false)(in);
+      for (size_t i = 0; i < a.v.size(); ++i) a.v[i] += 0.5 * b.v[i];
+      return a;
+    };
+    r.push_back(row);
   }
   return r;
 }
@@ -128,6 +181,31 @@ TEST_CASE("matmul: only inputs that require grad get a gradient", "[ops]") {
   // dB = A^T dC = A^T 1: row k of dB is the column sum of A's column k, repeated.
   std::vector<float> want = {5, 5, 7, 7, 9, 9};
   REQUIRE(b.grad().to_vector() == want);
+}
+
+TEST_CASE("linear: equals matmul + add + relu, forward and gradients", "[ops]") {
+  Generator gen(7);
+  Tensor x = gen.randn({9, 6}).set_requires_grad();
+  Tensor w = gen.randn({4, 6}).set_requires_grad(), b = gen.randn({4}).set_requires_grad();
+  Tensor seed = gen.randn({9, 4});
+  backward(linear(x, w, b, LinearAct::Relu), seed);
+  const std::vector<float> dx = x.grad().to_vector(), dw = w.grad().to_vector(), db = b.grad().to_vector();
+  x.zero_grad(), w.zero_grad(), b.zero_grad();
+  Tensor y = relu(add(matmul(x, w, false, true), b));
+  REQUIRE_THAT(linear(x, w, b, LinearAct::Relu).to_vector(), Catch::Matchers::Approx(y.to_vector()).margin(1e-5));
+  reset_tape();
+  backward(relu(add(matmul(x, w, false, true), b)), seed);
+  REQUIRE_THAT(dx, Catch::Matchers::Approx(x.grad().to_vector()).margin(1e-5));
+  REQUIRE_THAT(dw, Catch::Matchers::Approx(w.grad().to_vector()).margin(1e-5));
+  REQUIRE_THAT(db, Catch::Matchers::Approx(b.grad().to_vector()).margin(1e-5));
+}
+
+TEST_CASE("linear: shape errors name the shapes", "[ops]") {
+  REQUIRE_THROWS_WITH(linear(Tensor::zeros({3, 5}), Tensor::zeros({4, 6}), Tensor()),
+                      Catch::Matchers::Contains("(3, 5)") && Catch::Matchers::Contains("(4, 6)"));
+  REQUIRE_THROWS_WITH(linear(Tensor::zeros({3, 6}), Tensor::zeros({4, 6}), Tensor::zeros({5})),
+                      Catch::Matchers::Contains("bias shape (5)"));
+  REQUIRE_THROWS_AS(linear(Tensor::zeros({6}), Tensor::zeros({4, 6}), Tensor()), gt::Error);
 }
 
 TEST_CASE("gemm_cpu: alpha, beta and the shared-operand batch", "[ops]") {

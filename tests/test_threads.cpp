@@ -56,6 +56,9 @@ TEST_CASE("threads: two threads reproduce the serial results", "[threads]") {
   same_with_threads("broadcast + sum over a dim", {{256, 512}, {512}},
                     [](auto& in) { return sum(relu(in[0] + in[1]), 1); }, 1e-5);
   same_with_threads("matmul", {{128, 300}, {300, 200}}, [](auto& in) { return matmul(in[0], in[1]); }, 1e-4);  // Eigen blocks K by thread count
+  // The fused layer's epilogue and bias-gradient passes split rows / columns above their grain.
+  same_with_threads("linear relu", {{256, 300}, {700, 300}, {700}},
+                    [](auto& in) { return linear(in[0], in[1], in[2], LinearAct::Relu); }, 1e-4);
   same_with_threads("conv2d", {{8, 16, 20, 20}, {32, 16, 3, 3}, {32}},
                     [](auto& in) { return conv2d(in[0], in[1], in[2], 1, 1); }, 1e-4);
   same_with_threads("group_norm + silu", {{8, 32, 16, 16}, {32}, {32}},
