@@ -3,13 +3,15 @@
 // per-element math (im2col_value, col2im_value, ...) is shared with conv.cu.
 //
 // Loops run in parallel over (image, channel) planes with gt::parallel_for; the GEMMs are Eigen's
-// (kernels/matmul.h), which parallelise over the batch or inside one product.
+// (kernels/matmul.h), which parallelise over the batch or inside one product. 3x3 convolutions with
+// stride 1 and padding 1 skip im2col for the forward pass and the input gradient: kernels/conv3x3.h.
 #include "kernels/conv.h"
 
 #include <algorithm>
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/conv3x3.h"
 #include "kernels/matmul.h"
 #include "kernels/parallel.h"
 
@@ -188,6 +190,12 @@ void col2im_cpu(const float* col, int64_t B, const ColGeom& g, float* x, bool ac
 // ---------------------------------------------------------------- conv2d
 
 void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y) {
+  if (conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {  // direct, no column matrix (conv3x3.h)
+    Tensor wt = Tensor::empty({g.C * 9 * g.O});
+    conv3x3_weights_forward(w, g.O, g.C, wt.data());
+    conv3x3_cpu(x, g.B, g.C, g.H, g.W, wt.data(), g.O, bias, y, /*accumulate=*/false);
+    return;
+  }
   const ColGeom cg = detail::conv2d_col_geom(g);
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
   const bool identity = is_identity(cg);
@@ -212,6 +220,17 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
   // db[o] += sum_{b,l} dy[b,o,l]
   if (db) channel_sum_cpu(dy, g.B, g.O, L, db);
+  if (dx && conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {
+    // dx += conv3x3(dy) with the flipped, channel-swapped kernel (conv3x3.h).
+    Tensor wt = Tensor::empty({g.O * 9 * g.C});
+    conv3x3_weights_backward(w, g.O, g.C, wt.data());
+    conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/true);
+    dx = nullptr;
+  }
+  if (dw && conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {
+    conv3x3_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw);
+    dw = nullptr;
+  }
   if (!dx && !dw) return;
   const bool identity = is_identity(cg);
   const int64_t nb = detail::conv_chunk(g.B, CK * L);

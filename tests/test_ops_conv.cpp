@@ -4,10 +4,13 @@
 // adjoint identity between conv2d and conv_transpose2d; shape errors.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 
 #include "core/rng.h"
 #include "kernels/conv.h"
+#include "kernels/conv3x3.h"
+#include "kernels/matmul.h"
 #include "tests/op_table.h"
 
 namespace gt::test {
@@ -161,6 +164,11 @@ std::vector<OpRow> rows() {
   // conv2d: stride 1/2, padding 0/1, odd sizes, with and without bias, non-square kernel, 1x1.
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) bias s1 p0", {2, 3, 7, 5}, {4, 3, 3, 3}, true, 1, 0));
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) s1 p1", {2, 3, 7, 5}, {4, 3, 3, 3}, false, 1, 1));
+  // 3x3, stride 1, padding 1: the direct kernels (kernels/conv3x3.h). Rows of 20 (two vectors of 16)
+  // and of 16 (exactly one); channel counts past one register tile plus a tail; odd heights (the
+  // 2-row tile's 1-row tail).
+  r.push_back(conv2d_row("conv2d direct x(2,5,9,20) w(10,5,3,3) bias s1 p1", {2, 5, 9, 20}, {10, 5, 3, 3}, true, 1, 1));
+  r.push_back(conv2d_row("conv2d direct x(3,4,7,16) w(9,4,3,3) s1 p1", {3, 4, 7, 16}, {9, 4, 3, 3}, false, 1, 1));
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) bias s2 p1", {2, 3, 7, 5}, {4, 3, 3, 3}, true, 2, 1));
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) s2 p0", {2, 3, 7, 5}, {4, 3, 3, 3}, false, 2, 0));
   r.push_back(conv2d_row("conv2d x(2,2,6,7) w(3,2,2,3) bias s2 p1", {2, 2, 6, 7}, {3, 2, 2, 3}, true, 2, 1));
@@ -280,6 +288,48 @@ TEST_CASE("conv: shape errors name the shapes", "[ops]") {
   REQUIRE_THROWS_WITH(upsample_nearest2d(x, 0), Contains("scale"));
   REQUIRE_THROWS_WITH(avg_pool2d(x, 6, 1), Contains("(2, 3, 7, 5)"));
   REQUIRE_THROWS_WITH(avg_pool2d(x, 2, 0), Contains("stride"));
+}
+
+// The direct 3x3 kernels against im2col + GEMM (the general path, itself checked above) at the
+// U-Net's sizes, where a wrong tap, lane or tile edge shows as an O(1) error. Tolerance: sums of up
+// to B*H*W = 1568 terms of O(1) products in float32, in different orders.
+TEST_CASE("conv3x3: direct kernels equal im2col + GEMM at U-Net sizes", "[ops]") {
+  for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{{2, 32, 28, 28, 32}, {3, 20, 14, 14, 13},
+                                                                        {2, 3, 5, 31, 17}, {2, 7, 6, 1, 9}}) {
+    INFO("x (" << B << ", " << C << ", " << H << ", " << W << "), O = " << O);
+    REQUIRE(conv3x3_applies(3, 3, 1, 1, W));
+    Generator gen(11);
+    const std::vector<float> x = gen.randn({B, C, H, W}).to_vector(), w = gen.randn({O, C, 3, 3}).to_vector(),
+                             dy = gen.randn({B, O, H, W}).to_vector(), bias = gen.randn({O}).to_vector();
+    const ColGeom cg{C, H, W, 3, 3, 1, 1, H, W};
+    const int64_t CK = C * 9, L = H * W;
+    std::vector<float> col((size_t)(B * CK * L));
+    im2col_cpu(x.data(), B, cg, col.data());
+    // Forward: y[b] = W col[b] + bias.
+    std::vector<float> want((size_t)(B * O * L)), got(want.size(), 7.0f), wt((size_t)(CK * O));
+    for (int64_t b = 0; b < B; ++b) gemm_cpu(false, false, O, L, CK, 1.f, w.data(), col.data() + b * CK * L, 0.f, want.data() + b * O * L);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t l = 0; l < L; ++l) want[(size_t)((b * O + o) * L + l)] += bias[(size_t)o];
+    conv3x3_weights_forward(w.data(), O, C, wt.data());
+    conv3x3_cpu(x.data(), B, C, H, W, wt.data(), O, bias.data(), got.data(), false);
+    for (size_t i = 0; i < want.size(); ++i) REQUIRE(got[i] == Approx(want[i]).margin(1e-4).epsilon(1e-4));
+    // Input gradient: dx[b] = col2im(W^T dy[b]), accumulated onto 1.
+    std::vector<float> dcol((size_t)(B * CK * L)), dx_want((size_t)(B * C * L), 1.0f), dx_got(dx_want), wtb((size_t)(CK * O));
+    for (int64_t b = 0; b < B; ++b) gemm_cpu(true, false, CK, L, O, 1.f, w.data(), dy.data() + b * O * L, 0.f, dcol.data() + b * CK * L);
+    col2im_cpu(dcol.data(), B, cg, dx_want.data(), true);
+    conv3x3_weights_backward(w.data(), O, C, wtb.data());
+    conv3x3_cpu(dy.data(), B, O, H, W, wtb.data(), C, nullptr, dx_got.data(), true);
+    for (size_t i = 0; i < dx_want.size(); ++i) REQUIRE(dx_got[i] == Approx(dx_want[i]).margin(1e-4).epsilon(1e-4));
+    // Weight gradient: dW = sum_b dy[b] col[b]^T, accumulated onto 0.5.
+    std::vector<float> dw_want((size_t)(O * CK), 0.5f), dw_got(dw_want);
+    for (int64_t b = 0; b < B; ++b) gemm_cpu(false, true, O, CK, L, 1.f, dy.data() + b * O * L, col.data() + b * CK * L, 1.f, dw_want.data());
+    conv3x3_weight_grad_cpu(x.data(), dy.data(), B, C, H, W, O, dw_got.data());
+    for (size_t i = 0; i < dw_want.size(); ++i) REQUIRE(dw_got[i] == Approx(dw_want[i]).margin(1e-3).epsilon(1e-4));
+  }
+  REQUIRE_FALSE(conv3x3_applies(3, 3, 2, 1, 28));   // stride 2: im2col path
+  REQUIRE_FALSE(conv3x3_applies(3, 3, 1, 0, 28));   // no padding
+  REQUIRE_FALSE(conv3x3_applies(3, 3, 1, 1, 33));   // wider than two vectors
 }
 
 TEST_CASE("col2im is the adjoint of im2col", "[ops]") {

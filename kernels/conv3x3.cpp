@@ -1,0 +1,288 @@
+// conv3x3.cpp: the direct 3x3 convolution (equations and the reason for it in conv3x3.h).
+//
+// The vectors are GCC vector extensions of 16 floats, so the same source compiles to AVX-512 (one
+// register per vector) or AVX2 (two); the tile sizes below keep the accumulators in registers for
+// either: 16 vectors with 32 AVX-512 registers, 4 vectors (8 registers) with 16 AVX2 ones. This file
+// is compiled with -ffp-contract=fast (CMakeLists.txt) so `acc += b * x` is one fused multiply-add.
+#include "kernels/conv3x3.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/tensor.h"
+#include "kernels/parallel.h"
+
+#include <omp.h>
+
+namespace gt {
+
+namespace {
+
+constexpr int kLanes = 16;
+typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+#if defined(__AVX512F__)
+constexpr int kRegsForAcc = 16;  // of 32 vector registers
+#else
+constexpr int kRegsForAcc = 4;   // vectors of 16 floats = 8 of 16 AVX2 registers
+#endif
+
+// One tile: output channels [o0, o0 + MR), rows [h0, h0 + R), all W columns of one image.
+// xp: the image padded to (C, H+2, S); wt (C*9, O) tap-major; y: the image's output (O, H, W).
+template <int NV, int MR, int R>
+void tile(const float* xp, int64_t C, int64_t S, int64_t plane, const float* wt, int64_t O, int64_t o0, int64_t h0,
+          float* y, int64_t H, int64_t W, const float* bias, bool accumulate) {
+  vf acc[MR][R][NV];
+  for (int t = 0; t < MR; ++t)
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) acc[t][r][v] = vf{};
+  for (int64_t c = 0; c < C; ++c) {
+    const float* xc = xp + c * plane + h0 * S;
+    const float* wc = wt + c * 9 * O + o0;
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        const float* wk = wc + (i * 3 + j) * O;
+        vf xv[R][NV];
+        for (int r = 0; r < R; ++r)
+          for (int v = 0; v < NV; ++v) xv[r][v] = load(xc + (r + i) * S + j + v * kLanes);
+        for (int t = 0; t < MR; ++t) {
+          const vf b = vf{} + wk[t];
+          for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) acc[t][r][v] += b * xv[r][v];
+        }
+      }
+  }
+  for (int t = 0; t < MR; ++t) {
+    const float bv = bias ? bias[o0 + t] : 0.0f;
+    for (int r = 0; r < R; ++r) {
+      float out[NV * kLanes];
+      std::memcpy(out, acc[t][r], sizeof out);
+      float* row = y + (o0 + t) * H * W + (h0 + r) * W;
+      if (accumulate) {
+        for (int64_t w = 0; w < W; ++w) row[w] += out[w] + bv;
+      } else {
+        for (int64_t w = 0; w < W; ++w) row[w] = out[w] + bv;
+      }
+    }
+  }
+}
+
+// Every tile of channels [o0, o0 + MR) of one image, rows in blocks of R with a 1-row tail.
+template <int NV, int MR, int R>
+void channel_block(const float* xp, int64_t C, int64_t S, int64_t plane, const float* wt, int64_t O, int64_t o0,
+                   float* y, int64_t H, int64_t W, const float* bias, bool accumulate) {
+  int64_t h = 0;
+  for (; h + R <= H; h += R) tile<NV, MR, R>(xp, C, S, plane, wt, O, o0, h, y, H, W, bias, accumulate);
+  for (; h < H; ++h) tile<NV, MR, 1>(xp, C, S, plane, wt, O, o0, h, y, H, W, bias, accumulate);
+}
+
+template <int NV>
+void run(const float* xpad, int64_t B, int64_t C, int64_t H, int64_t W, int64_t S, const float* wt, int64_t O,
+         const float* bias, float* y, bool accumulate) {
+  // MR output channels x R rows x NV vectors of accumulators, within the register budget.
+  constexpr int R = kRegsForAcc >= 8 && NV == 1 ? 2 : 1;
+  constexpr int MR = kRegsForAcc / (R * NV) > 0 ? kRegsForAcc / (R * NV) : 1;
+  const int64_t plane = (H + 2) * S;
+  const int64_t tiles = (O + MR - 1) / MR;
+  // One task per (image, channel tile): ~9*C*MR*H*W multiply-adds each.
+  const int64_t work = 9 * C * MR * H * W;
+  parallel_for(B * tiles, std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(work, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t task = begin; task < end; ++task) {
+                   const int64_t b = task / tiles, o0 = task % tiles * MR;
+                   const float* xp = xpad + b * C * plane;
+                   float* yb = y + b * O * H * W;
+                   if (o0 + MR <= O) {
+                     channel_block<NV, MR, R>(xp, C, S, plane, wt, O, o0, yb, H, W, bias, accumulate);
+                   } else {
+                     for (int64_t o = o0; o < O; ++o)
+                       channel_block<NV, 1, R>(xp, C, S, plane, wt, O, o, yb, H, W, bias, accumulate);
+                   }
+                 }
+               });
+}
+
+// Planes (n, H, W) -> (n, H+2, S): a zero border of one pixel, rows of S >= W+2 floats, zeros after
+// the row's W+1 entries. A load of NV vectors at tap offset j <= 2 then stays inside its row, and the
+// lanes past W read zeros or real pixels (finite numbers: never stored, or multiplied by 0).
+void pad_planes(const float* x, int64_t n, int64_t H, int64_t W, int64_t S, float* xp) {
+  const int64_t plane = (H + 2) * S;
+  parallel_for(n, std::max<int64_t>(1, kElementwiseGrain / plane), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      float* dst = xp + p * plane;
+      const float* src = x + p * H * W;
+      std::fill(dst, dst + S, 0.0f);                    // row -1
+      std::fill(dst + (H + 1) * S, dst + plane, 0.0f);  // row H
+      for (int64_t h = 0; h < H; ++h) {
+        float* row = dst + (h + 1) * S;
+        row[0] = 0.0f;
+        std::memcpy(row + 1, src + h * W, (size_t)W * sizeof(float));
+        std::fill(row + 1 + W, row + S, 0.0f);
+      }
+    }
+  });
+}
+
+// ---- weight gradient: dw[o, c, i, j] += sum_{b,h,w} dy[b,o,h,w] xp[b,c,h+i,w+j] ----
+//
+// A tile is MRW output channels x one input channel x IR kernel rows x 3 columns of one image; its
+// accumulators are NV-vector partial sums over the columns w, added at the end of the tile into a
+// per-thread buffer of 16-lane partial sums (dwv, one vector per weight), which is summed across
+// lanes once at the very end. Per image and output-channel tile, the tile's dy rows (MRW planes)
+// stay in L1 while the input channels pass by. dy comes padded to rows of V = NV*16 floats with
+// zeros past W, so the lanes past W add nothing.
+template <int NV, int MRW, int IR>
+void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int64_t ys, int64_t H, int64_t S,
+                float* dwv, int64_t C) {
+  // xc: padded plane of (b, c), from row i0; dyo: the MRW planes of dy (b, o0..); images b..b+nimg
+  // are xs / ys floats apart; dwv: vector partials of weight (o0, c, i0, 0), consecutive o's C*9
+  // weights apart. A row of NV vectors is
+  // walked one vector at a time with the same accumulators (lanes are summed in the end anyway),
+  // so the register tile does not grow with the width.
+  constexpr int64_t V = NV * kLanes;
+  vf acc[MRW][IR][3];
+  for (int t = 0; t < MRW; ++t)
+    for (int ii = 0; ii < IR; ++ii)
+      for (int j = 0; j < 3; ++j) acc[t][ii][j] = vf{};
+  for (int64_t b = 0; b < nimg; ++b)
+  for (int64_t h = 0; h < H; ++h)
+    for (int v = 0; v < NV; ++v) {
+      vf d[MRW];
+      for (int t = 0; t < MRW; ++t) d[t] = load(dyo + b * ys + (t * H + h) * V + v * kLanes);
+      for (int ii = 0; ii < IR; ++ii) {
+        const float* xr = xc + b * xs + (h + ii) * S + v * kLanes;
+        for (int j = 0; j < 3; ++j) {
+          const vf xv = load(xr + j);
+          for (int t = 0; t < MRW; ++t) acc[t][ii][j] += d[t] * xv;
+        }
+      }
+    }
+  for (int t = 0; t < MRW; ++t)
+    for (int ii = 0; ii < IR; ++ii)
+      for (int j = 0; j < 3; ++j) {
+        float* dst = dwv + ((t * C * 9) + ii * 3 + j) * kLanes;
+        const vf out = load(dst) + acc[t][ii][j];
+        std::memcpy(dst, &out, sizeof out);
+      }
+}
+
+// dwv += the weight-gradient partials of nimg consecutive images.
+template <int NV>
+void wgrad_images(const float* xp, const float* dyp, int64_t nimg, int64_t C, int64_t O, int64_t H, int64_t S,
+                  float* dwv) {
+#if defined(__AVX512F__)
+  // One kernel row per pass, 8 output channels: 24 accumulators; per row vector 8 loads of dy and 3
+  // of x feed 24 FMAs (all 9 taps of one channel would need 10 loads for 9).
+  constexpr int IR = 1, MRW = 8;
+#else
+  constexpr int IR = 1, MRW = 2;  // 6 accumulators + 2 dy vectors: 16 AVX2 registers
+#endif
+  constexpr int64_t V = NV * kLanes;
+  const int64_t plane = (H + 2) * S, xs = C * plane, ys = O * H * V;
+  for (int64_t o0 = 0; o0 < O; o0 += MRW) {
+    const int64_t mr = std::min<int64_t>(MRW, O - o0);
+    for (int64_t c = 0; c < C; ++c)
+      for (int i0 = 0; i0 < 3; i0 += IR) {
+        const float* xc = xp + c * plane + i0 * S;
+        float* dst = dwv + ((o0 * C + c) * 9 + i0 * 3) * kLanes;
+        if (mr == MRW) {
+          wgrad_tile<NV, MRW, IR>(xc, dyp + o0 * H * V, nimg, xs, ys, H, S, dst, C);
+        } else {
+          for (int64_t t = 0; t < mr; ++t)
+            wgrad_tile<NV, 1, IR>(xc, dyp + (o0 + t) * H * V, nimg, xs, ys, H, S, dst + t * C * 9 * kLanes, C);
+        }
+      }
+  }
+}
+
+}  // namespace
+
+bool conv3x3_applies(int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t W) {
+  return kh == 3 && kw == 3 && stride == 1 && pad == 1 && W >= 1 && W <= kConv3x3MaxWidth;
+}
+
+void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O,
+                             float* dw) {
+  if (B == 0) return;
+  const int NV = W <= kLanes ? 1 : 2;
+  const int64_t S = NV * kLanes + 2, V = NV * kLanes;
+  Tensor xpad = Tensor::empty({B * C * (H + 2) * S}), dypad = Tensor::empty({B * O * H * V});
+  pad_planes(x, B * C, H, W, S, xpad.data());
+  float* dyp = dypad.data();
+  parallel_for(B * O * H, std::max<int64_t>(1, kElementwiseGrain / V), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      std::memcpy(dyp + r * V, dy + r * W, (size_t)W * sizeof(float));
+      std::fill(dyp + r * V + W, dyp + (r + 1) * V, 0.0f);
+    }
+  });
+  // Threads take contiguous runs of images, each summing into its own 16-lane partials of dw; the
+  // partials are summed across lanes and threads, in thread order, at the end (deterministic for a
+  // given thread count).
+  const int64_t n = O * C * 9;
+  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), B);
+  Tensor partial = Tensor::empty({threads * n * kLanes});
+  const int64_t xs = C * (H + 2) * S, ys = O * H * V;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    float* mine = partial.data() + t * n * kLanes;
+    std::fill(mine, mine + n * kLanes, 0.0f);
+    // Blocks of images with >= 56 row vectors: the tile's partials are read and written once per
+    // block, and its dy and x rows (<= 8 planes + 1 of each image) still fit in L1.
+    const int64_t block = std::max<int64_t>(1, (56 + H * NV - 1) / (H * NV));
+    const int64_t b1 = B * (t + 1) / threads;
+    for (int64_t b = B * t / threads; b < b1; b += block) {
+      const int64_t nimg = std::min(block, b1 - b);
+      if (NV == 1)
+        wgrad_images<1>(xpad.data() + b * xs, dyp + b * ys, nimg, C, O, H, S, mine);
+      else
+        wgrad_images<2>(xpad.data() + b * xs, dyp + b * ys, nimg, C, O, H, S, mine);
+    }
+  }
+  parallel_for(n, kElementwiseGrain / kLanes, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      float sum = 0.0f;
+      for (int t = 0; t < threads; ++t) {
+        const float* p = partial.data() + (t * n + k) * kLanes;
+        float s = 0.0f;
+        for (int l = 0; l < kLanes; ++l) s += p[l];
+        sum += s;
+      }
+      dw[k] += sum;
+    }
+  });
+}
+
+void conv3x3_weights_forward(const float* w, int64_t O, int64_t C, float* wt) {
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t k = 0; k < C * 9; ++k) wt[k * O + o] = w[o * C * 9 + k];
+}
+
+void conv3x3_weights_backward(const float* w, int64_t O, int64_t C, float* wt) {
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) wt[((o * 3 + i) * 3 + j) * C + c] = w[((o * C + c) * 3 + (2 - i)) * 3 + (2 - j)];
+}
+
+void conv3x3_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
+                 const float* bias, float* y, bool accumulate) {
+  if (B == 0) return;
+  const int NV = W <= kLanes ? 1 : 2;
+  const int64_t S = NV * kLanes + 2, plane = (H + 2) * S;
+  Tensor pad = Tensor::empty({B * C * plane});
+  float* xp = pad.data();
+  pad_planes(x, B * C, H, W, S, xp);
+  if (NV == 1)
+    run<1>(xp, B, C, H, W, S, wt, O, bias, y, accumulate);
+  else
+    run<2>(xp, B, C, H, W, S, wt, O, bias, y, accumulate);
+}
+
+}  // namespace gt
