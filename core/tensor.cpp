@@ -205,6 +205,19 @@ Tensor Tensor::view(const Shape& new_shape) const {
   impl->device = impl_->device;
   return Tensor(std::move(impl));
 }
+Tensor Tensor::row(int64_t i) const {
+  GT_CHECK(impl_ && dim() >= 1, "row: needs a tensor with at least one dimension, got " << (impl_ ? str() : "undefined"));
+  GT_CHECK(i >= 0 && i < size(0), "row: index " << i << " out of range for shape " << shape());
+  Shape s;
+  for (int d = 1; d < dim(); ++d) s.push_back(shape()[d]);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = impl_->storage;
+  impl->offset = impl_->offset + i * s.numel();
+  impl->shape = s;
+  impl->dtype = impl_->dtype;
+  impl->device = impl_->device;
+  return Tensor(std::move(impl));
+}
 Tensor Tensor::clone() const {
   Tensor t = empty(shape(), device(), dtype());
   t.copy_(*this);

@@ -105,6 +105,7 @@ class Tensor {
   std::vector<int32_t> to_vector_i32() const;
   float item() const;                    // the value of a one-element tensor
   Tensor view(const Shape& shape) const;  // same storage, new shape; one dim may be -1
+  Tensor row(int64_t i) const;            // same storage: element i along dim 0, shape()[1:]
   Tensor clone() const;                   // a new contiguous copy on the same device
   void fill_(float value);
   void zero_();

@@ -21,11 +21,9 @@ namespace {
 constexpr int kLanes = 16;
 typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
 
-inline vf load(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+// Loads through a reference, not a return value: with 16-float vectors wider than the target's
+// registers (AVX2) a vector-returning function would change the ABI (GCC's -Wpsabi).
+inline void load(vf& v, const float* p) { std::memcpy(&v, p, sizeof v); }
 
 #if defined(__AVX512F__)
 constexpr int kRegsForAcc = 16;  // of 32 vector registers
@@ -50,7 +48,7 @@ void tile(const float* xp, int64_t C, int64_t S, int64_t plane, const float* wt,
         const float* wk = wc + (i * 3 + j) * O;
         vf xv[R][NV];
         for (int r = 0; r < R; ++r)
-          for (int v = 0; v < NV; ++v) xv[r][v] = load(xc + (r + i) * S + j + v * kLanes);
+          for (int v = 0; v < NV; ++v) load(xv[r][v], xc + (r + i) * S + j + v * kLanes);
         for (int t = 0; t < MR; ++t) {
           const vf b = vf{} + wk[t];
           for (int r = 0; r < R; ++r)
@@ -154,11 +152,12 @@ void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int
   for (int64_t h = 0; h < H; ++h)
     for (int v = 0; v < NV; ++v) {
       vf d[MRW];
-      for (int t = 0; t < MRW; ++t) d[t] = load(dyo + b * ys + (t * H + h) * V + v * kLanes);
+      for (int t = 0; t < MRW; ++t) load(d[t], dyo + b * ys + (t * H + h) * V + v * kLanes);
       for (int ii = 0; ii < IR; ++ii) {
         const float* xr = xc + b * xs + (h + ii) * S + v * kLanes;
         for (int j = 0; j < 3; ++j) {
-          const vf xv = load(xr + j);
+          vf xv;
+          load(xv, xr + j);
           for (int t = 0; t < MRW; ++t) acc[t][ii][j] += d[t] * xv;
         }
       }
@@ -167,7 +166,9 @@ void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int
     for (int ii = 0; ii < IR; ++ii)
       for (int j = 0; j < 3; ++j) {
         float* dst = dwv + ((t * C * 9) + ii * 3 + j) * kLanes;
-        const vf out = load(dst) + acc[t][ii][j];
+        vf out;
+        load(out, dst);
+        out += acc[t][ii][j];
         std::memcpy(dst, &out, sizeof out);
       }
 }

@@ -105,20 +105,26 @@ DdpmLoss Ddpm::loss(const Tensor& x0, const Tensor* labels, Generator& gen) cons
 // ------------------------------------------------------------------------------- sampling
 namespace {
 
-// ε̂ for a batch, with classifier-free guidance when w != 0: both halves in one network call.
-Tensor predict_eps(const UNet& net, const Tensor& x, float t, int label, float w) {
-  const int64_t B = x.size(0);
-  const Device dev = x.device();
+// The labels a sampling batch of B feeds the network, made once per batch (on a GPU a host-to-device
+// copy waits for the queue): undefined for an unconditional net; (B) of the label (or of the "no
+// label" class) without guidance; (2B), label then "no label", with guidance.
+Tensor sampling_labels(const UNet& net, int64_t B, int label, float w, Device dev) {
   const UNetConfig& c = net.config();
-  if (!c.conditional()) return net.forward(x, Tensor::full({B}, t, dev), nullptr);
+  if (!c.conditional()) return Tensor();
   const int32_t none = c.num_classes, y = label < 0 ? none : label;
-  if (w == 0.f || label < 0) {
-    Tensor labels = Tensor::from_indices(std::vector<int32_t>(B, y), {B}).to(dev);
-    return net.forward(x, Tensor::full({B}, t, dev), &labels);
-  }
+  if (w == 0.f || label < 0) return Tensor::from_indices(std::vector<int32_t>(B, y), {B}).to(dev);
   std::vector<int32_t> lab(2 * B, y);
   std::fill(lab.begin() + B, lab.end(), none);
-  Tensor labels = Tensor::from_indices(lab, {2 * B}).to(dev);
+  return Tensor::from_indices(lab, {2 * B}).to(dev);
+}
+
+// ε̂ for a batch, with classifier-free guidance when the labels cover two halves (w != 0): both
+// halves in one network call.
+Tensor predict_eps(const UNet& net, const Tensor& x, float t, const Tensor& labels, float w) {
+  const int64_t B = x.size(0);
+  const Device dev = x.device();
+  if (!labels.defined()) return net.forward(x, Tensor::full({B}, t, dev), nullptr);
+  if (labels.size(0) == B) return net.forward(x, Tensor::full({B}, t, dev), &labels);
   Tensor both = net.forward(concat({x, x}, 0), Tensor::full({2 * B}, t, dev), &labels);
   Tensor e_cond = slice(both, 0, 0, B), e_uncond = slice(both, 0, B, 2 * B);
   return sub(mul(e_cond, 1.f + w), mul(e_uncond, w));  // (1 + w) ε(x, y) − w ε(x)
@@ -162,17 +168,24 @@ Tensor ddpm_sample(const UNet& net, const diffusion::Schedule& sched, int64_t he
   std::vector<Tensor> batches;
   for (int64_t first = 0; first < o.n; first += o.batch) {
     const int64_t B = std::min(o.batch, o.n - first);
+    // Every step's timestep tensors, made once: row i is t_i repeated B times (row ts.size() is
+    // t = 0, DDIM's last target). On a GPU this is one host-to-device copy per batch instead of one
+    // (or two) per step, each of which would wait for the queue.
+    std::vector<int32_t> tv;
+    tv.reserve((ts.size() + 1) * (size_t)B);
+    for (size_t i = 0; i <= ts.size(); ++i) tv.insert(tv.end(), (size_t)B, i < ts.size() ? (int32_t)ts[i] : 0);
+    const Tensor t_rows = Tensor::from_indices(tv, {(int64_t)ts.size() + 1, B}).to(dev);
+    const Tensor labels = sampling_labels(net, B, o.label, o.guidance, dev);
     Tensor x = gen.randn({B, C, height, width}, dev);  // x_T ~ N(0, I)
     for (size_t i = 0; i < ts.size(); ++i) {
       const int64_t t = ts[i], t_next = i + 1 < ts.size() ? ts[i + 1] : 0;
-      Tensor eps = predict_eps(net, x, (float)t, o.label, o.guidance);
-      Tensor tt = Tensor::from_indices(std::vector<int32_t>(B, (int32_t)t), {B}).to(dev);
+      Tensor eps = predict_eps(net, x, (float)t, labels, o.guidance);
+      const Tensor tt = t_rows.row((int64_t)i);
       Tensor x0_pred;
       if (o.sampler == "ddpm") {
         x = diffusion::ddpm_step(x, eps, tt, sched, gen, &x0_pred);
       } else {
-        Tensor tn = Tensor::from_indices(std::vector<int32_t>(B, (int32_t)t_next), {B}).to(dev);
-        x = diffusion::ddim_step(x, eps, tt, tn, sched, &x0_pred);
+        x = diffusion::ddim_step(x, eps, tt, t_rows.row((int64_t)i + 1), sched, &x0_pred);
       }
       if (observe) observe(t_next, x, x0_pred, first);
     }

@@ -123,3 +123,17 @@ TEST_CASE("tensor + allocator on CUDA: round trip, fill, reuse", "[core][cuda]")
   REQUIRE(a.stats().system_allocs == allocs);
   REQUIRE_THROWS_WITH(check_same_device("add", h, d), Catch::Contains("cpu") && Catch::Contains("cuda"));
 }
+
+TEST_CASE("row: a view of one element along dim 0, sharing storage", "[core]") {
+  Tensor t = Tensor::from_vector({0, 1, 2, 3, 4, 5}, {3, 2});
+  Tensor r = t.row(1);
+  REQUIRE(r.shape() == Shape{2});
+  REQUIRE(r.to_vector() == std::vector<float>{2, 3});
+  r.fill_(9.f);  // writes through to t
+  REQUIRE(t.to_vector() == std::vector<float>{0, 1, 9, 9, 4, 5});
+  REQUIRE(t.row(1).row(0).to_vector() == std::vector<float>{9});  // (2,) -> ()
+  Tensor i = Tensor::from_indices({7, 8, 9, 10}, {2, 2});
+  REQUIRE(i.row(1).to_vector_i32() == std::vector<int32_t>{9, 10});
+  REQUIRE_THROWS_WITH(t.row(3), Catch::Matchers::Contains("out of range") && Catch::Matchers::Contains("(3, 2)"));
+  REQUIRE_THROWS_AS(t.row(-1), gt::Error);
+}
