@@ -6,6 +6,10 @@
 //   backward  dW (400, 784) += dY^T (400, 128) X       gemm(1, 0), beta = 1 (accumulates)
 // plus square 256, 512 and 1024 (no transposes). FLOPs = 2 M N K (the beta*C term is ignored).
 //
+// CPU lines: gemm_cpu (one independent single-threaded Eigen GEMM per thread, each on its own block
+// of C: kernels/matmul.cpp) and, for comparison, "eigen-threads": the same product as one Eigen call
+// that threads itself with OpenMP (what gemm_cpu did before 2026-12-02), checked against gemm_cpu.
+//
 // Check first: the CPU result of each VAE shape and the 256 square against a naive double loop;
 // on CUDA (cuBLAS, FP32, no TF32) every case against the CPU result. Then time: median of `reps`.
 //
@@ -18,6 +22,8 @@
 #include "core/device.h"
 #include "core/tensor.h"
 #include "kernels/matmul.h"
+
+#include <Eigen/Core>
 
 namespace {
 
@@ -55,6 +61,18 @@ std::vector<double> naive_gemm(const Case& c, const std::vector<float>& A, const
   return C;
 }
 
+// The same product through one Eigen call on the whole matrices: Eigen's own OpenMP threading.
+void eigen_gemm(const Case& c, const float* A, const float* B, float* C) {
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowMat> a(A, c.ta ? c.K : c.M, c.ta ? c.M : c.K), b(B, c.tb ? c.N : c.K, c.tb ? c.K : c.N);
+  Eigen::Map<RowMat> out(C, c.M, c.N);
+  if (c.beta == 0.f) out.setZero();
+  if (!c.ta && !c.tb) out.noalias() += a * b;
+  else if (!c.ta && c.tb) out.noalias() += a * b.transpose();
+  else if (c.ta && !c.tb) out.noalias() += a.transpose() * b;
+  else out.noalias() += a.transpose() * b.transpose();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +107,13 @@ int main(int argc, char** argv) {
       gt::gemm_cpu(c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), B.data(), c.beta, C.data());
     }, opt);
     gt::bench::report_gflops(c.name, Device::CPU, t, flops);
+    {
+      std::vector<float> E = C0;
+      eigen_gemm(c, A.data(), B.data(), E.data());
+      gt::bench::check_close(c.name + " eigen-threads vs gemm_cpu", E, c_cpu, kAtol, kRtol);
+      gt::bench::Timing te = gt::bench::time_fn(Device::CPU, [&] { eigen_gemm(c, A.data(), B.data(), E.data()); }, opt);
+      gt::bench::report_gflops(c.name + " (eigen-threads)", Device::CPU, te, flops);
+    }
 
     // ---- CUDA (cuBLAS): check against the CPU result, then time ----
 #if GENTAPE_HAS_CUDA
