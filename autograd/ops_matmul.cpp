@@ -27,15 +27,20 @@ void gemm_dispatch(Device dev, bool ta, bool tb, int64_t batch, int64_t M, int64
               gemm_batched_cuda(ta, tb, batch, M, N, K, 1.0f, A, sa, B, sb, beta, C, sc));
 }
 
+// Both operands defined, float32 and on one device; errors name the op and the operand.
+void check_operands(const char* op, const Tensor& a, const char* a_name, const Tensor& b, const char* b_name) {
+  check_defined(op, a, a_name);
+  check_defined(op, b, b_name);
+  check_dtype_f32(op, a);
+  check_dtype_f32(op, b);
+  check_same_device(op, a, b);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   const char* op = "matmul";
-  check_defined(op, a, "a");
-  check_defined(op, b, "b");
-  check_dtype_f32(op, a);
-  check_dtype_f32(op, b);
-  check_same_device(op, a, b);
+  check_operands(op, a, "a", b, "b");
   const bool ta = transpose_a, tb = transpose_b;
   auto describe = [&]() {
     std::ostringstream os;
@@ -84,11 +89,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearAct act) {
   const char* op = "linear";
-  check_defined(op, x, "x");
-  check_defined(op, weight, "weight");
-  check_dtype_f32(op, x);
-  check_dtype_f32(op, weight);
-  check_same_device(op, x, weight);
+  check_operands(op, x, "x", weight, "weight");
   GT_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got shape " << weight.shape());
   const int64_t O = weight.size(0), I = weight.size(1);
   GT_CHECK(x.dim() == 2 && x.size(1) == I,

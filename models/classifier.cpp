@@ -148,8 +148,8 @@ Tensor Classifier::standardize(const Tensor& x) const {
 Tensor Classifier::logits(const Tensor& x) const { return logits_standardized(standardize(x)); }
 
 Tensor Classifier::logits_standardized(const Tensor& xs) const {
-  Tensor h = fc1_->forward(xs);
-  return fc2_ ? fc2_->forward(relu(h)) : h;
+  if (!fc2_) return fc1_->forward(xs);  // the linear head
+  return fc2_->forward(fc1_->forward(xs, LinearAct::Relu));
 }
 
 std::vector<int32_t> Classifier::predict(const Tensor& x, int64_t batch) const {
