@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include <omp.h>
+
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/conv3x3.h"
@@ -227,7 +229,8 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
     conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/true);
     dx = nullptr;
   }
-  if (dw && conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {
+  if (dw && conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W) &&
+      conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())) {
     conv3x3_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw);
     dw = nullptr;
   }

@@ -208,6 +208,10 @@ bool conv3x3_applies(int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_
   return kh == 3 && kw == 3 && stride == 1 && pad == 1 && W >= 1 && W <= kConv3x3MaxWidth;
 }
 
+bool conv3x3_weight_grad_applies(int64_t O, int64_t C, int threads) {
+  return O * C * 9 * kLanes * (int64_t)std::max(threads, 1) <= kConv3x3MaxPartialFloats;
+}
+
 void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O,
                              float* dw) {
   if (B == 0) return;

@@ -45,7 +45,11 @@ void conv3x3_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, con
                  const float* bias, float* y, bool accumulate);
 
 // dw (O, C, 3, 3) += the weight gradient of conv3x3 (stride 1, padding 1): x (B, C, H, W), dy (B, O, H, W).
-// Threads split the images; each sums a partial dw, added in thread order.
+// Threads split the images; each sums 16-lane partials of dw (O*C*9*16 floats per thread), added in
+// thread order. conv3x3_weight_grad_applies says whether those partials stay small enough
+// (kConv3x3MaxPartialFloats over all threads); above it, use im2col + GEMM.
+constexpr int64_t kConv3x3MaxPartialFloats = int64_t(1) << 24;  // 64 MiB
+bool conv3x3_weight_grad_applies(int64_t O, int64_t C, int threads);
 void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O,
                              float* dw);
 

@@ -330,6 +330,8 @@ TEST_CASE("conv3x3: direct kernels equal im2col + GEMM at U-Net sizes", "[ops]")
   REQUIRE_FALSE(conv3x3_applies(3, 3, 2, 1, 28));   // stride 2: im2col path
   REQUIRE_FALSE(conv3x3_applies(3, 3, 1, 0, 28));   // no padding
   REQUIRE_FALSE(conv3x3_applies(3, 3, 1, 1, 33));   // wider than two vectors
+  REQUIRE(conv3x3_weight_grad_applies(128, 256, 2));  // the U-Net's largest at channels 64: 9.4 MB per thread
+  REQUIRE_FALSE(conv3x3_weight_grad_applies(512, 512, 2));  // 151 MB per thread: im2col + GEMM instead
 }
 
 TEST_CASE("col2im is the adjoint of im2col", "[ops]") {
