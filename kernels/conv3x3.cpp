@@ -2,7 +2,8 @@
 //
 // The vectors are GCC vector extensions of 16 floats, so the same source compiles to AVX-512 (one
 // register per vector) or AVX2 (two); the tile sizes below keep the accumulators in registers for
-// either: 16 vectors with 32 AVX-512 registers, 4 vectors (8 registers) with 16 AVX2 ones. This file
+// either: 16 (forward) or 24 (weight gradient) vectors with 32 AVX-512 registers, 3-4 vectors (6-8
+// registers) with 16 AVX2 ones. This file
 // is compiled with -ffp-contract=fast (CMakeLists.txt) so `acc += b * x` is one fused multiply-add.
 #include "kernels/conv3x3.h"
 
@@ -182,7 +183,7 @@ void wgrad_images(const float* xp, const float* dyp, int64_t nimg, int64_t C, in
   // of x feed 24 FMAs (all 9 taps of one channel would need 10 loads for 9).
   constexpr int IR = 1, MRW = 8;
 #else
-  constexpr int IR = 1, MRW = 2;  // 6 accumulators + 2 dy vectors: 16 AVX2 registers
+  constexpr int IR = 1, MRW = 1;  // 3 accumulators, 1 dy and 1 x vector: 10 of 16 AVX2 registers
 #endif
   constexpr int64_t V = NV * kLanes;
   const int64_t plane = (H + 2) * S, xs = C * plane, ys = O * H * V;
