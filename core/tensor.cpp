@@ -197,23 +197,20 @@ Tensor Tensor::view(const Shape& new_shape) const {
   }
   GT_CHECK(s.numel() == numel(),
            "view: cannot reshape " << shape() << " (" << numel() << " elements) into " << new_shape);
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = impl_->storage;
-  impl->offset = impl_->offset;
-  impl->shape = s;
-  impl->dtype = impl_->dtype;
-  impl->device = impl_->device;
-  return Tensor(std::move(impl));
+  return alias(impl_->offset, s);
 }
 Tensor Tensor::row(int64_t i) const {
   GT_CHECK(impl_ && dim() >= 1, "row: needs a tensor with at least one dimension, got " << (impl_ ? str() : "undefined"));
   GT_CHECK(i >= 0 && i < size(0), "row: index " << i << " out of range for shape " << shape());
   Shape s;
   for (int d = 1; d < dim(); ++d) s.push_back(shape()[d]);
+  return alias(impl_->offset + i * s.numel(), s);
+}
+Tensor Tensor::alias(int64_t offset, const Shape& shape) const {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = impl_->storage;
-  impl->offset = impl_->offset + i * s.numel();
-  impl->shape = s;
+  impl->offset = offset;
+  impl->shape = shape;
   impl->dtype = impl_->dtype;
   impl->device = impl_->device;
   return Tensor(std::move(impl));

@@ -124,6 +124,8 @@ class Tensor {
   bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
 
  private:
+  // A new handle on this tensor's storage from element `offset` with `shape` (no history, no grad).
+  Tensor alias(int64_t offset, const Shape& shape) const;
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -222,15 +222,15 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
   // db[o] += sum_{b,l} dy[b,o,l]
   if (db) channel_sum_cpu(dy, g.B, g.O, L, db);
-  if (dx && conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {
+  const bool direct = conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W);
+  if (dx && direct) {
     // dx += conv3x3(dy) with the flipped, channel-swapped kernel (conv3x3.h).
     Tensor wt = Tensor::empty({g.O * 9 * g.C});
     conv3x3_weights_backward(w, g.O, g.C, wt.data());
     conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/true);
     dx = nullptr;
   }
-  if (dw && conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W) &&
-      conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())) {
+  if (dw && direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())) {
     conv3x3_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw);
     dw = nullptr;
   }

@@ -130,48 +130,41 @@ void pad_planes(const float* x, int64_t n, int64_t H, int64_t W, int64_t S, floa
 
 // ---- weight gradient: dw[o, c, i, j] += sum_{b,h,w} dy[b,o,h,w] xp[b,c,h+i,w+j] ----
 //
-// A tile is MRW output channels x one input channel x IR kernel rows x 3 columns of one image; its
-// accumulators are NV-vector partial sums over the columns w, added at the end of the tile into a
-// per-thread buffer of 16-lane partial sums (dwv, one vector per weight), which is summed across
-// lanes once at the very end. Per image and output-channel tile, the tile's dy rows (MRW planes)
-// stay in L1 while the input channels pass by. dy comes padded to rows of V = NV*16 floats with
-// zeros past W, so the lanes past W add nothing.
-template <int NV, int MRW, int IR>
+// A tile is MRW output channels x one input channel x one kernel row i (its 3 taps j) over a block
+// of images. Its 3*MRW accumulators are 16-lane partial sums over the columns w: a row of NV vectors
+// is walked one vector at a time into the same accumulators, so the tile does not grow with the
+// width. At the end of the tile they are added into a per-thread buffer holding one 16-lane vector
+// per weight (dwv), summed across lanes once at the very end. dy comes padded to rows of
+// V = NV*16 floats with zeros past W, so the lanes past W add nothing.
+template <int NV, int MRW>
 void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int64_t ys, int64_t H, int64_t S,
                 float* dwv, int64_t C) {
-  // xc: padded plane of (b, c), from row i0; dyo: the MRW planes of dy (b, o0..); images b..b+nimg
-  // are xs / ys floats apart; dwv: vector partials of weight (o0, c, i0, 0), consecutive o's C*9
-  // weights apart. A row of NV vectors is
-  // walked one vector at a time with the same accumulators (lanes are summed in the end anyway),
-  // so the register tile does not grow with the width.
+  // xc: padded plane (b, c) from row i; dyo: the MRW planes of dy (b, o0..); the block's images are
+  // xs / ys floats apart; dwv: the partials of weight (o0, c, i, 0), consecutive o's C*9 weights apart.
   constexpr int64_t V = NV * kLanes;
-  vf acc[MRW][IR][3];
+  vf acc[MRW][3];
   for (int t = 0; t < MRW; ++t)
-    for (int ii = 0; ii < IR; ++ii)
-      for (int j = 0; j < 3; ++j) acc[t][ii][j] = vf{};
+    for (int j = 0; j < 3; ++j) acc[t][j] = vf{};
   for (int64_t b = 0; b < nimg; ++b)
-  for (int64_t h = 0; h < H; ++h)
-    for (int v = 0; v < NV; ++v) {
-      vf d[MRW];
-      for (int t = 0; t < MRW; ++t) load(d[t], dyo + b * ys + (t * H + h) * V + v * kLanes);
-      for (int ii = 0; ii < IR; ++ii) {
-        const float* xr = xc + b * xs + (h + ii) * S + v * kLanes;
+    for (int64_t h = 0; h < H; ++h)
+      for (int v = 0; v < NV; ++v) {
+        vf d[MRW];
+        for (int t = 0; t < MRW; ++t) load(d[t], dyo + b * ys + (t * H + h) * V + v * kLanes);
+        const float* xr = xc + b * xs + h * S + v * kLanes;
         for (int j = 0; j < 3; ++j) {
           vf xv;
           load(xv, xr + j);
-          for (int t = 0; t < MRW; ++t) acc[t][ii][j] += d[t] * xv;
+          for (int t = 0; t < MRW; ++t) acc[t][j] += d[t] * xv;
         }
       }
-    }
   for (int t = 0; t < MRW; ++t)
-    for (int ii = 0; ii < IR; ++ii)
-      for (int j = 0; j < 3; ++j) {
-        float* dst = dwv + ((t * C * 9) + ii * 3 + j) * kLanes;
-        vf out;
-        load(out, dst);
-        out += acc[t][ii][j];
-        std::memcpy(dst, &out, sizeof out);
-      }
+    for (int j = 0; j < 3; ++j) {
+      float* dst = dwv + (t * C * 9 + j) * kLanes;
+      vf out;
+      load(out, dst);
+      out += acc[t][j];
+      std::memcpy(dst, &out, sizeof out);
+    }
 }
 
 // dwv += the weight-gradient partials of nimg consecutive images.
@@ -179,25 +172,25 @@ template <int NV>
 void wgrad_images(const float* xp, const float* dyp, int64_t nimg, int64_t C, int64_t O, int64_t H, int64_t S,
                   float* dwv) {
 #if defined(__AVX512F__)
-  // One kernel row per pass, 8 output channels: 24 accumulators; per row vector 8 loads of dy and 3
-  // of x feed 24 FMAs (all 9 taps of one channel would need 10 loads for 9).
-  constexpr int IR = 1, MRW = 8;
+  // 8 output channels: 24 accumulators; per row vector 8 loads of dy and 3 of x feed 24 FMAs (all
+  // 9 taps of one channel pair would need 10 loads for 9).
+  constexpr int MRW = 8;
 #else
-  constexpr int IR = 1, MRW = 1;  // 3 accumulators, 1 dy and 1 x vector: 10 of 16 AVX2 registers
+  constexpr int MRW = 1;  // 3 accumulators, 1 dy and 1 x vector: 10 of 16 AVX2 registers
 #endif
   constexpr int64_t V = NV * kLanes;
   const int64_t plane = (H + 2) * S, xs = C * plane, ys = O * H * V;
   for (int64_t o0 = 0; o0 < O; o0 += MRW) {
     const int64_t mr = std::min<int64_t>(MRW, O - o0);
     for (int64_t c = 0; c < C; ++c)
-      for (int i0 = 0; i0 < 3; i0 += IR) {
-        const float* xc = xp + c * plane + i0 * S;
-        float* dst = dwv + ((o0 * C + c) * 9 + i0 * 3) * kLanes;
+      for (int i = 0; i < 3; ++i) {
+        const float* xc = xp + c * plane + i * S;
+        float* dst = dwv + ((o0 * C + c) * 9 + i * 3) * kLanes;
         if (mr == MRW) {
-          wgrad_tile<NV, MRW, IR>(xc, dyp + o0 * H * V, nimg, xs, ys, H, S, dst, C);
+          wgrad_tile<NV, MRW>(xc, dyp + o0 * H * V, nimg, xs, ys, H, S, dst, C);
         } else {
           for (int64_t t = 0; t < mr; ++t)
-            wgrad_tile<NV, 1, IR>(xc, dyp + (o0 + t) * H * V, nimg, xs, ys, H, S, dst + t * C * 9 * kLanes, C);
+            wgrad_tile<NV, 1>(xc, dyp + (o0 + t) * H * V, nimg, xs, ys, H, S, dst + t * C * 9 * kLanes, C);
         }
       }
   }

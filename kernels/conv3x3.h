@@ -17,8 +17,8 @@
 //                 dx[c,h,w] = sum_{o,i,j} w[o,c,i,j] dy[o, h+1-i, w+1-j], a 3x3 convolution of dy
 //                 with the kernel flipped and the channel roles swapped.
 // The weight gradient is direct too (conv3x3_weight_grad_cpu): dw[o,c,i,j] += sum_{b,h,w}
-// dy[b,o,h,w] xp[b,c,h+i,w+j], with a tile's 9 taps x MRW channels summed in vector registers over a
-// block of images before one sum across lanes.
+// dy[b,o,h,w] xp[b,c,h+i,w+j], a tile's 3 taps x MRW output channels summed in vector registers over
+// a block of images, and across lanes once at the end.
 //
 //   std::vector<float> wt(C * 9 * O);
 //   gt::conv3x3_weights_forward(w, O, C, wt.data());

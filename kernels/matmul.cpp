@@ -7,9 +7,9 @@
 // Threads: a large GEMM is cut into one block of C per thread (whole rows or whole columns, the
 // longer side), each block an independent single-threaded Eigen GEMM, so the threads never wait for
 // each other inside the product: one fork/join per GEMM. Eigen's own OpenMP GEMM shares packed
-// panels between threads and synchronises on them; on the 2-core VM the split runs the VAE's three
-// GEMM shapes at 238-248 GFLOP/s against Eigen-threaded's 178-221 (benchmarks/bench_sgemm; the
-// arithmetic of every element is the same single-thread sum either way). Inside a parallel region
+// panels between threads and synchronises on them; on the 2-core VM the split ran the VAE's three
+// GEMM shapes at 238-248 GFLOP/s against Eigen-threaded's 178-221 (docs/benchmarks.md;
+// benchmarks/bench_sgemm prints both). Each element is one thread's sum either way. Inside a parallel region
 // (the batched path) Eigen sees omp_get_num_threads() > 1 and stays serial.
 #include "kernels/matmul.h"
 
@@ -25,8 +25,6 @@ namespace gt {
 namespace {
 
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMap = Eigen::Map<const RowMat>;
-using MutMap = Eigen::Map<RowMat>;
 using OuterStride = Eigen::OuterStride<>;
 using ConstMapS = Eigen::Map<const RowMat, 0, OuterStride>;
 using MutMapS = Eigen::Map<RowMat, 0, OuterStride>;
