@@ -105,10 +105,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
   const int64_t B = x.size(0);
   const Device dev = x.device();
   Tensor out = Tensor::empty({B, O}, dev);
-  // y (B, O) = x (B, I) W^T, then y = act(y + b) while the block is in cache.
-  gemm_dispatch(dev, false, true, 1, B, O, I, x.data(), 0, weight.data(), 0, 0.0f, out.data(), 0);
+  // y (B, O) = act(x (B, I) W^T + b), the epilogue applied while the GEMM's block is in cache.
   const float* bp = bias.defined() ? bias.data() : nullptr;
-  GT_DISPATCH(dev, linear_epilogue_cpu(out.data(), bp, B, O, act), linear_epilogue_cuda(out.data(), bp, B, O, act));
+  GT_DISPATCH(dev, linear_forward_cpu(out.data(), x.data(), weight.data(), bp, B, I, O, act),
+              linear_forward_cuda(out.data(), x.data(), weight.data(), bp, B, I, O, act));
 
   if (needs_grad({&x, &weight, &bias})) {
     std::vector<Tensor> inputs{x, weight};

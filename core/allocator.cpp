@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <sstream>
 
+#if defined(__linux__)
+#include <sys/mman.h>  // madvise(MADV_HUGEPAGE)
+#endif
+
 #include "core/error.h"
 
 namespace gt {
@@ -99,8 +103,19 @@ class CpuAllocator final : public CachingAllocator {
   CpuAllocator() : CachingAllocator(Device::CPU) {}
 
  protected:
-  // 64-byte alignment: a cache line, and enough for AVX-512 loads.
-  void* system_alloc(size_t bytes) override { return std::aligned_alloc(64, (bytes + 63) / 64 * 64); }
+  // 64-byte alignment: a cache line, and enough for AVX-512 loads. Blocks of 2 MiB and more are
+  // 2 MiB-aligned and asked to be backed by transparent huge pages (where the kernel's THP mode is
+  // "madvise", as on Debian): a random gather from a 188 MB dataset, or a sweep over a U-Net
+  // activation, then misses the TLB once per 2 MiB instead of once per 4 KiB.
+  void* system_alloc(size_t bytes) override {
+    if (bytes < kHuge) return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void* p = std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+    return p;
+  }
+  static constexpr size_t kHuge = size_t(2) << 20;
   void system_free(void* p) override { std::free(p); }
 };
 }  // namespace

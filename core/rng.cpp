@@ -86,10 +86,8 @@ void fill_normal_cpu(float* out, int64_t n, uint64_t seed, uint64_t offset, floa
   const uint64_t g0 = offset >> 2, g1 = (offset + (uint64_t)n + 3) >> 2;
 #pragma omp parallel for schedule(static) if (n >= kParallelDraw)
   for (int64_t gi = (int64_t)g0; gi < (int64_t)g1; ++gi) {
-    const Philox4 b = philox_block(seed, (uint64_t)gi);
     float z[4];
-    box_muller(philox_to_uniform(b.v[0]), philox_to_uniform(b.v[1]), z[0], z[1]);
-    box_muller(philox_to_uniform(b.v[2]), philox_to_uniform(b.v[3]), z[2], z[3]);
+    philox_normal4(seed, (uint64_t)gi, z);
     for (int j = 0; j < 4; ++j) {
       const uint64_t i = (uint64_t)gi * 4 + j;
       if (i >= offset && i < offset + (uint64_t)n) out[i - offset] = mean + stddev * z[j];

@@ -31,11 +31,8 @@ void q_sample_cpu(float* xt, float* eps, const float* x0, const int32_t* t, Diff
   for_rows(B, D, kElementwiseGrain / 8, [&](int64_t b, int64_t o) {
     const bool ok = timestep_ok(t[b], 0, tab.T);
     const float a = ok ? tab.sqrt_alpha_bar[t[b]] : kNaN, s = ok ? tab.sqrt_beta_bar[t[b]] : kNaN;
-    for (int64_t i = o; i < o + D; ++i) {
-      const float e = philox_normal(seed, offset + (uint64_t)i);
-      eps[i] = e;
-      xt[i] = q_sample_term(x0[i], e, a, s);
-    }
+    philox_normals(seed, offset + (uint64_t)o, D, [&](int64_t j, float e) { eps[o + j] = e; });
+    for (int64_t i = o; i < o + D; ++i) xt[i] = q_sample_term(x0[i], eps[i], a, s);
   });
 }
 
@@ -70,8 +67,9 @@ void ddpm_step_cpu(float* x_prev, float* x0_pred, const float* xt, const float* 
     if (tb == 1) {  // z̃_1 = 0: the last step returns the mean (and skips the draws)
       for (int64_t i = o; i < o + D; ++i) x_prev[i] = ddpm_step_term(xt[i], eps_pred[i], isa, c, 0.f, 0.f);
     } else {
-      for (int64_t i = o; i < o + D; ++i)
-        x_prev[i] = ddpm_step_term(xt[i], eps_pred[i], isa, c, sig, philox_normal(seed, offset + (uint64_t)i));
+      philox_normals(seed, offset + (uint64_t)o, D, [&](int64_t j, float z) {
+        x_prev[o + j] = ddpm_step_term(xt[o + j], eps_pred[o + j], isa, c, sig, z);
+      });
     }
     if (x0_pred) {
       const float a = ok ? tab.sqrt_alpha_bar[tb] : kNaN, s = ok ? tab.sqrt_beta_bar[tb] : kNaN;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "kernels/matmul.h"
 #include "kernels/parallel.h"
 
 namespace gt {
@@ -51,6 +52,11 @@ void backward_cols(float* g, float* db, const float* dy, const float* y, int64_t
   }
 }
 }  // namespace
+
+void linear_forward_cpu(float* y, const float* x, const float* w, const float* b, int64_t B, int64_t I, int64_t O,
+                        LinearAct act) {
+  gemm_bias_act_cpu(false, true, B, O, I, x, w, b, act == LinearAct::Relu, y);
+}
 
 void linear_epilogue_cpu(float* y, const float* b, int64_t B, int64_t O, LinearAct act) {
   if (!b && act == LinearAct::None) return;

@@ -5,6 +5,7 @@
 #include "core/cuda_context.h"
 #include "core/error.h"
 #include "kernels/linear.h"
+#include "kernels/matmul.h"
 
 namespace gt {
 
@@ -33,6 +34,12 @@ __global__ void linear_backward_act_kernel(float* g, float* db, const float* dy,
   if (db) db[o] = db_beta == 0.f ? s : db[o] + s;
 }
 }  // namespace
+
+void linear_forward_cuda(float* y, const float* x, const float* w, const float* b, int64_t B, int64_t I, int64_t O,
+                         LinearAct act) {
+  gemm_cuda(false, true, B, O, I, 1.f, x, w, 0.f, y);  // cuBLAS, then the epilogue kernel
+  linear_epilogue_cuda(y, b, B, O, act);
+}
 
 void linear_epilogue_cuda(float* y, const float* b, int64_t B, int64_t O, LinearAct act) {
   if ((!b && act == LinearAct::None) || B * O == 0) return;

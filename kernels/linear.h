@@ -11,6 +11,8 @@
 // activation (the GEMM's epilogue); backward one pass makes g and the bias gradient together.
 // The GEMMs are kernels/matmul.h's; this file holds the two passes around them.
 //
+//   gt::linear_forward_cpu(y, x, w, b, B, I, O, gt::LinearAct::Relu);    // y = relu(x W^T + b)
+//   // the same in two passes (the CUDA path; the CPU reference the tests compare against):
 //   gt::gemm_cpu(false, true, B, O, I, 1.f, x, w, 0.f, y);
 //   gt::linear_epilogue_cpu(y, b, B, O, gt::LinearAct::Relu);            // y = relu(y + b)
 //   gt::linear_backward_act_cpu(g, db, dy, y, B, O, gt::LinearAct::Relu, 1.f);
@@ -27,6 +29,14 @@ enum class LinearAct : int { None = 0, Relu = 1 };
 GT_HD inline float linear_act(LinearAct act, float v) { return act == LinearAct::Relu ? (v > 0.f ? v : 0.f) : v; }
 // act'(pre) from the output y = act(pre): ReLU's y > 0 iff pre > 0 (gradient 0 at 0, as gt::relu).
 GT_HD inline float linear_act_grad(LinearAct act, float y) { return act == LinearAct::Relu ? (y > 0.f ? 1.f : 0.f) : 1.f; }
+
+// y (B, O) = act(x (B, I) W^T + b), W (O, I), b (O) or null: the whole forward. On the CPU one
+// pass (gemm_bias_act_cpu: the epilogue runs on each thread's block of the GEMM); on CUDA cuBLAS,
+// then linear_epilogue_cuda.
+void linear_forward_cpu(float* y, const float* x, const float* w, const float* b, int64_t B, int64_t I, int64_t O,
+                        LinearAct act);
+void linear_forward_cuda(float* y, const float* x, const float* w, const float* b, int64_t B, int64_t I, int64_t O,
+                         LinearAct act);
 
 // y (B, O) = act(y + b) in place; b (O) may be null (no bias).
 void linear_epilogue_cpu(float* y, const float* b, int64_t B, int64_t O, LinearAct act);

@@ -77,21 +77,16 @@ void gemm_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
     gemm_eval(a.transpose(), b.transpose(), alpha, beta, c);
 }
 
-}  // namespace
-
-void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-              const float* B, float beta, float* C) {
-  check_sizes("gemm_cpu", M, N, K);
-  if (M == 0 || N == 0) return;
-  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+// Runs block(r0, r1, c0, c1) on one block of C (M, N) per thread, whole rows or whole columns along
+// the longer side, edges multiples of kGemmSplitAlign; one block on the calling thread when the
+// product is small or we are already inside a parallel region.
+template <class Block>
+void split_blocks(int64_t M, int64_t N, int64_t K, Block&& block) {
   const int threads = omp_get_max_threads();
   if (threads <= 1 || omp_in_parallel() || M * N * K < kGemmSplitMacs) {
-    gemm_block(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+    block(int64_t(0), M, int64_t(0), N);
     return;
   }
-  // One block of C per thread along its longer side. Rows [r0, r1) of C need rows r0.. of op(A):
-  // stored A's rows (or columns, if ta) from r0. Columns [c0, c1) need columns c0.. of op(B):
-  // stored B's columns (or rows, if tb) from c0.
   const bool split_rows = M > N;
   const int64_t len = split_rows ? M : N;
   const int64_t parts = std::min<int64_t>(threads, (len + kGemmSplitAlign - 1) / kGemmSplitAlign);
@@ -101,10 +96,43 @@ void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
     const int64_t lo = p * step, hi = std::min(len, lo + step);
     if (lo >= hi) continue;
     if (split_rows)
-      gemm_block(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * N, N);
+      block(lo, hi, int64_t(0), N);
     else
-      gemm_block(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, N);
+      block(int64_t(0), M, lo, hi);
   }
+}
+
+}  // namespace
+
+void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              const float* B, float beta, float* C) {
+  check_sizes("gemm_cpu", M, N, K);
+  if (M == 0 || N == 0) return;
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    gemm_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0, ldb,
+               beta, C + r0 * N + c0, N);
+  });
+}
+
+void gemm_bias_act_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+                       const float* bias, bool relu, float* C) {
+  check_sizes("gemm_bias_act_cpu", M, N, K);
+  if (M == 0 || N == 0) return;
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    float* c = C + r0 * N + c0;
+    const int64_t rows = r1 - r0, cols = c1 - c0;
+    if (bias) {  // C starts from the bias (the product accumulates onto it): no zero-fill pass
+      for (int64_t r = 0; r < rows; ++r) std::copy(bias + c0, bias + c1, c + r * N);
+    }
+    gemm_block(ta, tb, rows, cols, K, 1.0f, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0, ldb,
+               bias ? 1.0f : 0.0f, c, N);
+    if (relu) {  // max(v, 0) written as linear_act does (v > 0 ? v : 0), while the block is in cache
+      for (int64_t r = 0; r < rows; ++r)
+        for (float *v = c + r * N, *e = v + cols; v < e; ++v) *v = *v > 0.f ? *v : 0.f;
+    }
+  });
 }
 
 void gemm_batched_cpu(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,

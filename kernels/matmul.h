@@ -26,6 +26,12 @@ namespace gt {
 // C (M, N) = alpha * op(A) op(B) + beta * C.  A (M, K) or (K, M) if ta; B (K, N) or (N, K) if tb.
 void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               const float* B, float beta, float* C);
+// C (M, N) = act(op(A) op(B) + bias): bias (N) broadcast over the rows, or null; relu applies
+// max(v, 0) (as kernels/linear.h's linear_act), else no activation. The fused linear layer's
+// forward in one pass: each thread starts its block of C from the bias (no zero-fill), accumulates
+// the product onto it and applies the activation while the block is still in its cache.
+void gemm_bias_act_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+                       const float* bias, bool relu, float* C);
 // For b in [0, batch): C_b = alpha * op(A_b) op(B_b) + beta * C_b, X_b = X + b * stride_x.
 // stride_a / stride_b may be 0 (shared operand). Small GEMMs run in parallel over the batch, large
 // ones one after the other, each multithreaded by Eigen.

@@ -184,20 +184,37 @@ TEST_CASE("matmul: only inputs that require grad get a gradient", "[ops]") {
 }
 
 TEST_CASE("linear: equals matmul + add + relu, forward and gradients", "[ops]") {
-  Generator gen(7);
-  Tensor x = gen.randn({9, 6}).set_requires_grad();
-  Tensor w = gen.randn({4, 6}).set_requires_grad(), b = gen.randn({4}).set_requires_grad();
-  Tensor seed = gen.randn({9, 4});
-  backward(linear(x, w, b, LinearAct::Relu), seed);
-  const std::vector<float> dx = x.grad().to_vector(), dw = w.grad().to_vector(), db = b.grad().to_vector();
-  x.zero_grad(), w.zero_grad(), b.zero_grad();
-  Tensor y = relu(add(matmul(x, w, false, true), b));
-  REQUIRE_THAT(linear(x, w, b, LinearAct::Relu).to_vector(), Catch::Matchers::Approx(y.to_vector()).margin(1e-5));
-  reset_tape();
-  backward(relu(add(matmul(x, w, false, true), b)), seed);
-  REQUIRE_THAT(dx, Catch::Matchers::Approx(x.grad().to_vector()).margin(1e-5));
-  REQUIRE_THAT(dw, Catch::Matchers::Approx(w.grad().to_vector()).margin(1e-5));
-  REQUIRE_THAT(db, Catch::Matchers::Approx(b.grad().to_vector()).margin(1e-5));
+  // (B, I, O): one small layer, and two whose GEMM (>= 2^18 multiply-adds) is cut into one block of
+  // rows (B > O), or of columns (O > B), per thread, each block starting from the bias and
+  // applying the ReLU on its own.
+  struct Shape { int64_t B, I, O; };
+  for (Shape s : {Shape{9, 6, 4}, Shape{128, 70, 100}, Shape{40, 64, 130}}) {
+    for (bool with_bias : {true, false}) {
+      INFO("B " << s.B << " I " << s.I << " O " << s.O << (with_bias ? " with bias" : " without bias"));
+      reset_tape();
+      Generator gen(7);
+      Tensor x = gen.randn({s.B, s.I}).set_requires_grad();
+      Tensor w = gen.randn({s.O, s.I}).set_requires_grad(), b = gen.randn({s.O}).set_requires_grad();
+      Tensor seed = gen.randn({s.B, s.O});
+      Tensor bias = with_bias ? b : Tensor();
+      backward(linear(x, w, bias, LinearAct::Relu), seed);
+      const std::vector<float> dx = x.grad().to_vector(), dw = w.grad().to_vector();
+      const std::vector<float> db = with_bias ? b.grad().to_vector() : std::vector<float>();
+      x.zero_grad(), w.zero_grad(), b.zero_grad();
+      auto unfused = [&] {
+        Tensor pre = matmul(x, w, false, true);
+        return relu(with_bias ? add(pre, b) : pre);
+      };
+      Tensor y = unfused();
+      const double tol = 1e-5 * std::sqrt((double)s.I);  // sums of I products of N(0, 1) draws
+      REQUIRE_THAT(linear(x, w, bias, LinearAct::Relu).to_vector(), Catch::Matchers::Approx(y.to_vector()).margin(tol));
+      reset_tape();
+      backward(unfused(), seed);
+      REQUIRE_THAT(dx, Catch::Matchers::Approx(x.grad().to_vector()).margin(tol));
+      REQUIRE_THAT(dw, Catch::Matchers::Approx(w.grad().to_vector()).margin(tol * std::sqrt((double)s.B / s.I)));
+      if (with_bias) REQUIRE_THAT(db, Catch::Matchers::Approx(b.grad().to_vector()).margin(tol));
+    }
+  }
 }
 
 TEST_CASE("linear: shape errors name the shapes", "[ops]") {
