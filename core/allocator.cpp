@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <sstream>
 
+#if defined(__GLIBC__)
+#include <malloc.h>  // mallopt
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>  // madvise(MADV_HUGEPAGE)
 #endif
@@ -98,9 +101,24 @@ void CachingAllocator::reset_peak() {
 }
 
 namespace {
+// glibc's malloc policy for the blocks gentape does not allocate itself: Eigen's GEMM packs its
+// operands into buffers it mallocs and frees on every call (400 KB for a 128 x 784 panel). By default
+// glibc serves such blocks with mmap, or grows the heap with brk and trims it again on free, so
+// every GEMM paid fresh page faults: the VAE's 128x400x784 product ran at 32 GFLOP/s instead of 250
+// in a loop (benchmarks/bench_sgemm), a whole VAE step took 7.2 ms instead of 2.7. Fixed thresholds
+// keep freed blocks below 32 MiB in the heap for reuse (PyTorch's reference runs get the same
+// effect from GLIBC_TUNABLES, benchmarks/reference/README.md). Applied once, when the first CPU
+// tensor is allocated; blocks of 32 MiB and more are still mapped and returned to the system.
+void tune_host_malloc() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);   // the largest value glibc accepts on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);  // keep up to 256 MiB of free heap top instead of 128 KiB
+#endif
+}
+
 class CpuAllocator final : public CachingAllocator {
  public:
-  CpuAllocator() : CachingAllocator(Device::CPU) {}
+  CpuAllocator() : CachingAllocator(Device::CPU) { tune_host_malloc(); }
 
  protected:
   // 64-byte alignment: a cache line, and enough for AVX-512 loads. Blocks of 2 MiB and more are
