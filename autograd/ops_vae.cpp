@@ -74,11 +74,29 @@ Tensor bernoulli_nll(const Tensor& logits, const Tensor& x) {
   check_rows("bernoulli_nll", logits, "logits", x, "x");
   const int64_t B = logits.size(0), D = logits.size(1);
   Tensor nll = Tensor::empty({B}, logits.device());
-  GT_DISPATCH(logits.device(), bernoulli_nll_forward_cpu(nll.data(), logits.data(), x.data(), B, D),
-              bernoulli_nll_forward_cuda(nll.data(), logits.data(), x.data(), B, D));
+  // Training on the CPU: the forward pass also keeps unit = sigmoid(logits) - x (one exp per element
+  // for both), and backward only scales it.
+  Tensor unit;
+  if (logits.device() == Device::CPU && needs_grad({&logits})) {
+    unit = Tensor::empty({B, D});
+    bernoulli_nll_forward_saving_cpu(nll.data(), unit.data(), logits.data(), x.data(), B, D);
+  } else {
+    GT_DISPATCH(logits.device(), bernoulli_nll_forward_cpu(nll.data(), logits.data(), x.data(), B, D),
+                bernoulli_nll_forward_cuda(nll.data(), logits.data(), x.data(), B, D));
+  }
   if (needs_grad({&logits, &x})) {
-    record("bernoulli_nll", {logits, x}, nll, [logits, x, B, D](const Tensor& dnll) {
+    record("bernoulli_nll", {logits, x}, nll, [logits, x, unit, B, D](const Tensor& dnll) {
       // dlogits += dNLL_b (sigmoid(logits) - x);  dx += dNLL_b (-logits)
+      if (unit.defined()) {
+        if (logits.requires_grad()) {
+          float beta;
+          float* dl = grad_target(logits, &beta).data();
+          rows_scale_cpu(dl, beta, unit.data(), dnll.data(), B, D);
+        }
+        if (x.requires_grad())
+          bernoulli_nll_backward_cpu(nullptr, grad_ptr(x), dnll.data(), logits.data(), x.data(), B, D);
+        return;
+      }
       float* dl = grad_ptr(logits);
       float* dx = grad_ptr(x);
       GT_DISPATCH(logits.device(), bernoulli_nll_backward_cpu(dl, dx, dnll.data(), logits.data(), x.data(), B, D),

@@ -80,6 +80,44 @@ void bernoulli_nll_forward_cpu(float* nll, const float* logits, const float* x, 
   row_sums(nll, B, D, [&](int64_t b, int64_t j) { return bce_logits_term(logits[b * D + j], x[b * D + j]); });
 }
 
+void bernoulli_nll_forward_saving_cpu(float* nll, float* unit, const float* logits, const float* x, int64_t B,
+                                      int64_t D) {
+  // bce_logits_term and stable_sigmoid of vae.h written out to share e = exp(-|l|); same lanes as
+  // row_sums, so the same sums.
+  parallel_for(B, row_grain(D), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* l = logits + b * D;
+      const float* xv = x + b * D;
+      float* u = unit + b * D;
+      float lane[kLanes] = {};
+      auto one = [&](int64_t j, float& acc) {
+        const float e = fast_expf(-fabsf(l[j]));
+        acc += (l[j] > 0.f ? l[j] : 0.f) - l[j] * xv[j] + fast_log1pf(e);
+        const float s = 1.f / (1.f + e);
+        u[j] = (l[j] >= 0.f ? s : e * s) - xv[j];
+      };
+      int64_t j = 0;
+      for (; j + kLanes <= D; j += kLanes)
+        for (int k = 0; k < kLanes; ++k) one(j + k, lane[k]);
+      for (int k = 0; j < D; ++j, ++k) one(j, lane[k]);
+      for (int w = kLanes / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; ++k) lane[k] += lane[k + w];
+      nll[b] = lane[0];
+    }
+  });
+}
+
+void rows_scale_cpu(float* out, float beta, const float* unit, const float* scale, int64_t B, int64_t D) {
+  rows_elementwise(B, D, [&](int64_t b, int64_t o) {
+    const float g = scale[b];
+    if (beta == 0.f) {
+      for (int64_t j = o; j < o + D; ++j) out[j] = g * unit[j];
+    } else {
+      for (int64_t j = o; j < o + D; ++j) out[j] = beta * out[j] + g * unit[j];
+    }
+  });
+}
+
 void bernoulli_nll_backward_cpu(float* dlogits, float* dx, const float* dnll, const float* logits, const float* x,
                                 int64_t B, int64_t D) {
   rows_elementwise(B, D, [&](int64_t b, int64_t o) {

@@ -76,6 +76,13 @@ void kl_backward_cuda(float* dmu, float* dlogvar, const float* dkl, const float*
 // nll (B); logits, x (B, D)
 void bernoulli_nll_forward_cpu(float* nll, const float* logits, const float* x, int64_t B, int64_t D);
 void bernoulli_nll_forward_cuda(float* nll, const float* logits, const float* x, int64_t B, int64_t D);
+// The CPU forward for training: also writes unit (B, D) = sigmoid(logits) - x, d nll_b / d logits_bj,
+// from the same exp(-|l|) the loss uses, so backward is one scaling pass (rows_scale_cpu) instead of a
+// second pass of exponentials. nll is bit-for-bit bernoulli_nll_forward_cpu's.
+void bernoulli_nll_forward_saving_cpu(float* nll, float* unit, const float* logits, const float* x, int64_t B,
+                                      int64_t D);
+// out (B, D) = beta * out + scale_b * unit (B, D); beta 0: out is overwritten, never read.
+void rows_scale_cpu(float* out, float beta, const float* unit, const float* scale, int64_t B, int64_t D);
 void bernoulli_nll_backward_cpu(float* dlogits, float* dx, const float* dnll, const float* logits, const float* x,
                                 int64_t B, int64_t D);
 void bernoulli_nll_backward_cuda(float* dlogits, float* dx, const float* dnll, const float* logits, const float* x,

@@ -7,6 +7,7 @@
 #include "autograd/ops.h"
 #include "core/philox.h"
 #include "core/rng.h"
+#include "kernels/vae.h"
 #include "tests/op_table.h"
 
 using namespace gt;
@@ -96,6 +97,36 @@ TEST_CASE("vae: reparameterisation noise is the generator's normal stream", "[va
   REQUIRE(a.offset() == b.offset());  // both advanced the same way
   Tensor z2 = reparameterize(mu, lv, a);
   REQUIRE(z2.to_vector() != z.to_vector());  // the next call draws new noise
+}
+
+TEST_CASE("bernoulli_nll: the training forward equals the inference one, its gradient the two-pass kernel's", "[vae]") {
+  // With logits requiring a gradient the CPU forward also saves sigmoid(l) - x and backward only scales
+  // it; results must be bit for bit those of the plain forward and of bernoulli_nll_backward_cpu.
+  const int64_t B = 37, D = 131;  // D: 8 blocks of 16 lanes and a tail of 3
+  Generator gen(5);
+  Tensor l = mul(gen.randn({B, D}), 6.f), x = gen.rand({B, D}), x2 = gen.rand({B, D}), dn = gen.randn({B});
+  Tensor dn2 = gen.randn({B});
+  const std::vector<float> inference = bernoulli_nll(l, x).to_vector();
+  Tensor lt = l.clone().set_requires_grad(), xt = x.clone().set_requires_grad();
+  REQUIRE(bernoulli_nll(lt, xt).to_vector() == inference);
+  reset_tape();
+  // l feeds two losses: the second gradient accumulates onto the first (beta = 1).
+  Tensor a = bernoulli_nll(lt, xt), b = bernoulli_nll(lt, x2);
+  backward(add(mul(a, dn), mul(b, dn2)), Tensor::ones({B}));
+  std::vector<float> dl(B * D, 0.f), dx(B * D, 0.f);
+  bernoulli_nll_backward_cpu(dl.data(), dx.data(), dn.data(), l.data(), x.data(), B, D);
+  std::vector<float> dl2(B * D, 0.f);
+  bernoulli_nll_backward_cpu(dl2.data(), nullptr, dn2.data(), l.data(), x2.data(), B, D);
+  const std::vector<float> got = lt.grad().to_vector();
+  for (int64_t i = 0; i < B * D; ++i) {
+    INFO("element " << i);
+    REQUIRE(got[(size_t)i] == Approx(dl[(size_t)i] + dl2[(size_t)i]).epsilon(1e-6).margin(1e-7));
+  }
+  REQUIRE(xt.grad().to_vector() == dx);
+  // One loss alone: the gradient is the two-pass kernel's exactly.
+  Tensor l1 = l.clone().set_requires_grad();
+  backward(bernoulli_nll(l1, x), dn);
+  REQUIRE(l1.grad().to_vector() == dl);
 }
 
 TEST_CASE("vae: hand-computed KL and likelihoods, stable at extremes", "[vae]") {
