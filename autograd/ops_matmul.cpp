@@ -14,12 +14,9 @@
 #include "autograd/ops.h"
 #include "core/dispatch.h"
 #include "kernels/linear.h"
-#include <map>
-#include <string>
 #include "kernels/matmul.h"
 
 namespace gt {
-extern std::map<std::string, double> g_prof_b; double prof_now();
 
 namespace {
 
@@ -124,24 +121,18 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
       if (bias.defined() && bias.requires_grad()) db = grad_target(bias, &db_beta).data();
       // g = dy * act'(y) and db (+)= sum_rows g in one pass; with no activation g is dy itself.
       Tensor g = act == LinearAct::None ? dout : Tensor::empty({B, O}, dev);
-      double q0 = prof_now();
       if (db || act != LinearAct::None)
         GT_DISPATCH(dev, linear_backward_act_cpu(g.data(), db, dout.data(), y.data(), B, O, act, db_beta),
                     linear_backward_act_cuda(g.data(), db, dout.data(), y.data(), B, O, act, db_beta));
-      double q1 = prof_now(); g_prof_b["lin.act " + std::to_string(O)] += q1 - q0;
       if (x.requires_grad()) {  // dx (B, I) (+)= g (B, O) W (O, I)
         float beta;
         float* dx = grad_target(x, &beta).data();
-        double q2 = prof_now(); g_prof_b["lin.dxtarget"] += q2 - q1;
         gemm_dispatch(dev, false, false, 1, B, I, O, g.data(), 0, weight.data(), 0, beta, dx, 0);
-        g_prof_b["lin.dx " + std::to_string(I) + "x" + std::to_string(O) + " b" + std::to_string((int)beta)] += prof_now() - q2;
       }
-      double q3 = prof_now();
       if (weight.requires_grad()) {  // dW (O, I) (+)= g^T (O, B) x (B, I)
         float beta;
         float* dw = grad_target(weight, &beta).data();
         gemm_dispatch(dev, true, false, 1, O, I, B, g.data(), 0, x.data(), 0, beta, dw, 0);
-        g_prof_b["lin.dw " + std::to_string(O) + "x" + std::to_string(I)] += prof_now() - q3;
       }
     });
   }

@@ -7,16 +7,6 @@
 namespace gt {
 
 namespace {
-}  // namespace
-}  // namespace gt
-#include <chrono>
-#include <map>
-#include <string>
-namespace gt {
-std::map<std::string, double> g_prof_f, g_prof_b;
-double g_prof_last = 0;
-double prof_now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-namespace {
 struct Entry {
   const char* name;
   std::vector<Tensor> inputs;
@@ -59,7 +49,6 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 }
 
 void record(const char* name, std::vector<Tensor> inputs, const Tensor& out, BackwardFn backward) {
-  { double t = prof_now(); g_prof_f[name] += t - g_prof_last; g_prof_last = t; }
   TensorImpl* o = out.impl();
   GT_CHECK(o, name << ": recording an undefined output");
   o->requires_grad = true;
@@ -118,9 +107,7 @@ void backward(const Tensor& output, const Tensor& dout) {
       Entry& e = t_tape.entries[(size_t)i];
       Tensor g = e.output.impl()->grad;
       if (!g.defined()) continue;  // no gradient flows through this entry
-      double t0 = prof_now();
       e.backward(g);
-      g_prof_b[e.name] += prof_now() - t0;
       e.output.impl()->grad = Tensor();  // intermediate gradients are freed as soon as used
     }
   } catch (...) {
