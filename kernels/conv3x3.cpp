@@ -148,13 +148,21 @@ void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int
   for (int64_t b = 0; b < nimg; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int v = 0; v < NV; ++v) {
-        vf d[MRW];
-        for (int t = 0; t < MRW; ++t) load(d[t], dyo + b * ys + (t * H + h) * V + v * kLanes);
+        // The 3 shifted x vectors stay in registers while each channel's dy vector is loaded once and
+        // used for its 3 taps: 3*MRW accumulators + 3 + 1 live vectors (28 of AVX-512's 32 registers
+        // at MRW = 8; holding all MRW dy vectors instead would need 33 and spill).
         const float* xr = xc + b * xs + h * S + v * kLanes;
-        for (int j = 0; j < 3; ++j) {
-          vf xv;
-          load(xv, xr + j);
-          for (int t = 0; t < MRW; ++t) acc[t][j] += d[t] * xv;
+        vf xv[3];
+        for (int j = 0; j < 3; ++j) load(xv[j], xr + j);
+        for (int t = 0; t < MRW; ++t) {
+          vf d;
+          load(d, dyo + b * ys + (t * H + h) * V + v * kLanes);
+#if defined(__AVX512F__)
+          // Keep d in a register: left alone, GCC folds the load into each of the 3 FMAs, and the
+          // 24 loads per 24 FMAs (instead of 11) made the load ports the limit (~180 GFLOP/s).
+          asm("" : "+v"(d));
+#endif
+          for (int j = 0; j < 3; ++j) acc[t][j] += d * xv[j];
         }
       }
   for (int t = 0; t < MRW; ++t)
