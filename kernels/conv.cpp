@@ -112,6 +112,38 @@ void channel_sum_cpu(const float* dy, int64_t B, int64_t O, int64_t L, float* db
   });
 }
 
+// dw (M, N) += sum_{b < n} A_b (M, K) B_b^T, A_b = a + b sa (M, K), B_b = bm + b sb stored (N, K): the
+// weight gradient of an im2col convolution, one product per image. Threads take contiguous runs of
+// images and sum them into their own (M, N) partial with single-threaded GEMMs — one fork/join for
+// the batch instead of one per image, and no operand packed twice — and the partials are added to
+// dw in thread order (deterministic for a given thread count). 32->32 3x3 stride 2 at 28x28, batch 64:
+// 46 -> ~100 GFLOP/s (benchmarks/bench_conv).
+void sum_of_products_cpu(int64_t n, int64_t M, int64_t N, int64_t K, const float* a, int64_t sa, const float* bm,
+                         int64_t sb, float* dw) {
+  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), n);
+  if (threads <= 1) {
+    for (int64_t b = 0; b < n; ++b) gemm_cpu(false, true, M, N, K, 1.0f, a + b * sa, bm + b * sb, 1.0f, dw);
+    return;
+  }
+  Tensor partial = Tensor::empty({threads * M * N});
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    float* mine = partial.data() + t * M * N;
+    const int64_t b0 = n * t / nt, b1 = n * (t + 1) / nt;
+    if (b0 == b1) std::fill(mine, mine + M * N, 0.0f);
+    for (int64_t b = b0; b < b1; ++b)  // inside the region gemm_cpu runs on this thread alone
+      gemm_cpu(false, true, M, N, K, 1.0f, a + b * sa, bm + b * sb, b == b0 ? 0.0f : 1.0f, mine);
+  }
+  parallel_for(M * N, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float s = 0.0f;
+      for (int t = 0; t < threads; ++t) s += partial.data()[t * M * N + i];
+      dw[i] += s;
+    }
+  });
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- im2col / col2im
@@ -248,8 +280,7 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
         im2col_cpu(x + b0 * xs, n, cg, col.data());
         cols = col.data();
       }
-      for (int64_t b = 0; b < n; ++b)
-        gemm_cpu(false, true, g.O, CK, L, 1.0f, dyc + b * ys, cols + b * CK * L, 1.0f, dw);
+      sum_of_products_cpu(n, g.O, CK, L, dyc, ys, cols, CK * L, dw);
     }
     if (dx) {
       // dcol[b] (CK, L) = W^T (CK, O) dy[b] (O, L);  dx[b] += col2im(dcol[b])
@@ -305,9 +336,7 @@ void conv_transpose2d_backward_cpu(const Conv2dGeom& g, const float* x, const fl
     // dx[b] (C, L) += W (C, CK) im2col(dy[b]) (CK, L)
     if (dx) gemm_batched_cpu(false, false, n, g.C, L, CK, 1.0f, w, 0, cols, CK * L, 1.0f, dx + b0 * xs, xs);
     // dW (C, CK) += x[b] (C, L) im2col(dy[b])^T (L, CK), summed over the batch
-    if (dw)
-      for (int64_t b = 0; b < n; ++b)
-        gemm_cpu(false, true, g.C, CK, L, 1.0f, x + (b0 + b) * xs, cols + b * CK * L, 1.0f, dw);
+    if (dw) sum_of_products_cpu(n, g.C, CK, L, x + b0 * xs, xs, cols, CK * L, dw);
   }
 }
 
