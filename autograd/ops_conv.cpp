@@ -3,7 +3,8 @@
 // by an integer factor, unpadded average pooling). Equations are in kernels/conv.h.
 //
 // Every backward accumulates into the inputs' gradient buffers (grad_buffer) directly: the kernels
-// add into dx / dw / db (beta = 1 GEMMs, += loops), so no gradient temporary is allocated.
+// add into dx / dw / db (beta = 1 GEMMs, += loops), so no gradient temporary is allocated. conv2d's
+// CPU backward writes the first gradient of its input instead (grad_target: no zero-fill first).
 #include "autograd/ops.h"
 #include "core/dispatch.h"
 #include "kernels/conv.h"
@@ -59,9 +60,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int str
     std::vector<Tensor> inputs{x, weight};
     if (bias.defined()) inputs.push_back(bias);
     record(op, inputs, y, [x, weight, bias, g](const Tensor& dy) {
-      float *dx = grad_ptr(x), *dw = grad_ptr(weight), *db = grad_ptr(bias);
-      GT_DISPATCH(dy.device(), conv2d_backward_cpu(g, x.data(), weight.data(), dy.data(), dx, dw, db),
-                  conv2d_backward_cuda(g, x.data(), weight.data(), dy.data(), dx, dw, db));
+      float *dw = grad_ptr(weight), *db = grad_ptr(bias);
+      if (dy.device() == Device::CPU) {  // the first gradient into x's buffer is written, not added to zeros
+        float dx_beta = 1.0f;
+        float* dx = x.requires_grad() ? grad_target(x, &dx_beta).data() : nullptr;
+        conv2d_backward_cpu(g, x.data(), weight.data(), dy.data(), dx, dw, db, /*dx_overwrite=*/dx_beta == 0.0f);
+        return;
+      }
+      float* dx = grad_ptr(x);
+      GT_DISPATCH(dy.device(), (void)0, conv2d_backward_cuda(g, x.data(), weight.data(), dy.data(), dx, dw, db));
     });
   }
   return y;

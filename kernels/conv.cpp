@@ -249,17 +249,17 @@ void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, con
 }
 
 void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* dy, float* dx,
-                         float* dw, float* db) {
+                         float* dw, float* db, bool dx_overwrite) {
   const ColGeom cg = detail::conv2d_col_geom(g);
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
   // db[o] += sum_{b,l} dy[b,o,l]
   if (db) channel_sum_cpu(dy, g.B, g.O, L, db);
   const bool direct = conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W);
   if (dx && direct) {
-    // dx += conv3x3(dy) with the flipped, channel-swapped kernel (conv3x3.h).
+    // dx (+)= conv3x3(dy) with the flipped, channel-swapped kernel (conv3x3.h).
     Tensor wt = Tensor::empty({g.O * 9 * g.C});
     conv3x3_weights_backward(w, g.O, g.C, wt.data());
-    conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/true);
+    conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
     dx = nullptr;
   }
   if (dw && direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())) {
@@ -285,10 +285,11 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
     if (dx) {
       // dcol[b] (CK, L) = W^T (CK, O) dy[b] (O, L);  dx[b] += col2im(dcol[b])
       if (identity) {
-        gemm_batched_cpu(true, false, n, CK, L, g.O, 1.0f, w, 0, dyc, ys, 1.0f, dx + b0 * xs, xs);
+        gemm_batched_cpu(true, false, n, CK, L, g.O, 1.0f, w, 0, dyc, ys, dx_overwrite ? 0.0f : 1.0f, dx + b0 * xs,
+                         xs);
       } else {
         gemm_batched_cpu(true, false, n, CK, L, g.O, 1.0f, w, 0, dyc, ys, 0.0f, col.data(), CK * L);
-        col2im_cpu(col.data(), n, cg, dx + b0 * xs, /*accumulate=*/true);
+        col2im_cpu(col.data(), n, cg, dx + b0 * xs, /*accumulate=*/!dx_overwrite);
       }
     }
   }

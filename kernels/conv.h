@@ -135,8 +135,10 @@ void col2im_cpu(const float* col, int64_t B, const ColGeom& g, float* x, bool ac
 // x (B, C, H, W), w (O, C, kh, kw), bias (O) or nullptr -> y (B, O, Ho, Wo).
 void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y);
 // dy (B, O, Ho, Wo) -> dx (B, C, H, W) +=, dw (O, C, kh, kw) +=, db (O) +=; each may be nullptr.
+// dx_overwrite: dx is written instead (its old contents, possibly garbage, are never read) — the
+// first gradient into a fresh buffer needs no zero-fill (autograd's grad_target).
 void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* dy, float* dx,
-                         float* dw, float* db);
+                         float* dw, float* db, bool dx_overwrite = false);
 // x (B, C, H, W), w (C, O, kh, kw), bias (O) or nullptr -> y (B, O, Ho, Wo).
 void conv_transpose2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias,
                                   float* y);
