@@ -32,12 +32,17 @@ Tensor unary(const char* name, const Tensor& x, float p = 0.f) {
     record(name, {x}, y, [x, ys, p](const Tensor& dout) {
       // dx += dout * f'(x, y)   (the derivatives are tabled in kernels/elementwise.h)
       if (!x.requires_grad()) return;
-      Tensor dx = grad_buffer(x);
       const float* xp = Op::kUsesX ? x.data() : nullptr;
       const float* yp = Op::kUsesY ? ys.data() : nullptr;
       const int64_t n = x.numel();
-      GT_DISPATCH(x.device(), unary_backward_cpu<Op>(dx.data(), dout.data(), xp, yp, n, p),
-                  unary_backward_cuda<Op>(dx.data(), dout.data(), xp, yp, n, p));
+      if (x.device() == Device::CPU) {  // the first gradient into x's buffer is written, not added to zeros
+        float beta;
+        float* dx = grad_target(x, &beta).data();
+        unary_backward_cpu<Op>(dx, dout.data(), xp, yp, n, p, /*overwrite=*/beta == 0.0f);
+        return;
+      }
+      Tensor dx = grad_buffer(x);
+      GT_DISPATCH(x.device(), (void)0, unary_backward_cuda<Op>(dx.data(), dout.data(), xp, yp, n, p));
     });
   }
   return y;

@@ -154,10 +154,14 @@ void unary_forward_cpu(float* y, const float* x, int64_t n, float p) {
 }
 
 template <class Op>
-void unary_backward_cpu(float* dx, const float* dy, const float* x, const float* y, int64_t n, float p) {
+void unary_backward_cpu(float* dx, const float* dy, const float* x, const float* y, int64_t n, float p,
+                        bool overwrite) {
   parallel_for(n, kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i)
-      dx[i] += dy[i] * Op::grad(Op::kUsesX ? x[i] : 0.f, Op::kUsesY ? y[i] : 0.f, p);
+    if (overwrite) {
+      for (int64_t i = s; i < e; ++i) dx[i] = dy[i] * Op::grad(Op::kUsesX ? x[i] : 0.f, Op::kUsesY ? y[i] : 0.f, p);
+    } else {
+      for (int64_t i = s; i < e; ++i) dx[i] += dy[i] * Op::grad(Op::kUsesX ? x[i] : 0.f, Op::kUsesY ? y[i] : 0.f, p);
+    }
   });
 }
 
@@ -410,7 +414,7 @@ void sum_to_shape_cpu(float* dx, const float* g, const ReducePlan& p, float scal
 
 #define GT_INSTANTIATE_UNARY(OP)                                                         \
   template void unary_forward_cpu<OP>(float*, const float*, int64_t, float);             \
-  template void unary_backward_cpu<OP>(float*, const float*, const float*, const float*, int64_t, float);
+  template void unary_backward_cpu<OP>(float*, const float*, const float*, const float*, int64_t, float, bool);
 GT_UNARY_OPS(GT_INSTANTIATE_UNARY)
 #undef GT_INSTANTIATE_UNARY
 

@@ -254,9 +254,11 @@ GT_HD inline float reduce_range_sum(const float* g, const ReducePlan& p, int64_t
 // y (n) = f(x)
 template <class Op>
 void unary_forward_cpu(float* y, const float* x, int64_t n, float p);
-// dx (n) += dy * f'(x, y); x (n) or null unless Op::kUsesX, y (n) or null unless Op::kUsesY
+// dx (n) += dy * f'(x, y) (overwrite: dx = ..., its old contents never read); x (n) or null unless
+// Op::kUsesX, y (n) or null unless Op::kUsesY
 template <class Op>
-void unary_backward_cpu(float* dx, const float* dy, const float* x, const float* y, int64_t n, float p);
+void unary_backward_cpu(float* dx, const float* dy, const float* x, const float* y, int64_t n, float p,
+                        bool overwrite = false);
 
 // out (plan.n) = a op b;  a and b of the shapes the plan was made from
 template <class Op>
