@@ -252,9 +252,10 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
                          float* dw, float* db, bool dx_overwrite) {
   const ColGeom cg = detail::conv2d_col_geom(g);
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
-  // db[o] += sum_{b,l} dy[b,o,l]
-  if (db) channel_sum_cpu(dy, g.B, g.O, L, db);
   const bool direct = conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W);
+  const bool direct_dw = dw && direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads());
+  // db[o] += sum_{b,l} dy[b,o,l] (the direct weight gradient makes it in its pass over dy)
+  if (db && !direct_dw) channel_sum_cpu(dy, g.B, g.O, L, db);
   if (dx && direct) {
     // dx (+)= conv3x3(dy) with the flipped, channel-swapped kernel (conv3x3.h).
     Tensor wt = Tensor::empty({g.O * 9 * g.C});
@@ -262,8 +263,8 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
     conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
     dx = nullptr;
   }
-  if (dw && direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())) {
-    conv3x3_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw);
+  if (direct_dw) {
+    conv3x3_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw, db);
     dw = nullptr;
   }
   if (!dx && !dw) return;

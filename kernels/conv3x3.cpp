@@ -215,19 +215,37 @@ bool conv3x3_weight_grad_applies(int64_t O, int64_t C, int threads) {
 }
 
 void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O,
-                             float* dw) {
+                             float* dw, float* db) {
   if (B == 0) return;
   const int NV = W <= kLanes ? 1 : 2;
   const int64_t S = NV * kLanes + 2, V = NV * kLanes;
   Tensor xpad = Tensor::empty({B * C * (H + 2) * S}), dypad = Tensor::empty({B * O * H * V});
+  Tensor rows = db ? Tensor::empty({B * O * H}) : Tensor();
   pad_planes(x, B * C, H, W, S, xpad.data());
   float* dyp = dypad.data();
+  float* rs = db ? rows.data() : nullptr;
+  // dy padded to rows of V floats; with db, each row's sum on the way (dy is read once for both).
   parallel_for(B * O * H, std::max<int64_t>(1, kElementwiseGrain / V), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       std::memcpy(dyp + r * V, dy + r * W, (size_t)W * sizeof(float));
       std::fill(dyp + r * V + W, dyp + (r + 1) * V, 0.0f);
+      if (rs) {
+        float s = 0.0f;
+        for (int64_t w = 0; w < W; ++w) s += dy[r * W + w];
+        rs[r] = s;
+      }
     }
   });
+  if (db) {  // db[o] += sum_{b,h} rows[b,o,h], in (b, h) order: deterministic
+    parallel_for(O, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(B * H, 1)), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        double s = 0;
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t h = 0; h < H; ++h) s += rs[(b * O + o) * H + h];
+        db[o] += (float)s;
+      }
+    });
+  }
   // Threads take contiguous runs of images, each summing into its own 16-lane partials of dw; the
   // partials are summed across lanes and threads, in thread order, at the end (deterministic for a
   // given thread count).

@@ -50,7 +50,9 @@ void conv3x3_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, con
 // (kConv3x3MaxPartialFloats over all threads); above it, use im2col + GEMM.
 constexpr int64_t kConv3x3MaxPartialFloats = int64_t(1) << 24;  // 64 MiB
 bool conv3x3_weight_grad_applies(int64_t O, int64_t C, int threads);
+// db (O) += the bias gradient sum_{b,h,w} dy[b,o,h,w] when not null: computed in the pass that lays
+// out dy for the weight gradient, so dy is read once for both.
 void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O,
-                             float* dw);
+                             float* dw, float* db = nullptr);
 
 }  // namespace gt

@@ -99,7 +99,7 @@ void group_norm_forward_cpu(float* y, float* mean, float* rstd, const float* x, 
 // dx = k_c dy + kx d + k0 per group (norm.h); dw[c] += sum_n rstd B[n,c], db[c] += sum_n A[n,c].
 void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
                              const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
-                             int64_t S, int64_t G) {
+                             int64_t S, int64_t G, bool dx_overwrite) {
   const int64_t Cg = C / G, M = Cg * S;
   float* wB = work;          // (N, C): rstd * B, this sample's share of dw
   float* wA = work + N * C;  // (N, C): A, this sample's share of db
@@ -127,7 +127,11 @@ void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* wor
         const float* xc = xr + c * S;
         const float* dyc = dyr + c * S;
         float* dxc = dxr + c * S;
-        for (int64_t s = 0; s < S; ++s) dxc[s] += kc * dyc[s] + k.kx * ((xc[s] - hi) - lo) + k.k0;
+        if (dx_overwrite) {
+          for (int64_t s = 0; s < S; ++s) dxc[s] = kc * dyc[s] + k.kx * ((xc[s] - hi) - lo) + k.k0;
+        } else {
+          for (int64_t s = 0; s < S; ++s) dxc[s] += kc * dyc[s] + k.kx * ((xc[s] - hi) - lo) + k.k0;
+        }
       }
     }
   });

@@ -70,9 +70,10 @@ void group_norm_forward_cuda(float* y, float* mean, float* rstd, const float* x,
 // dx (N, C, S), dweight, dbias (C) are accumulated (+=); any may be null (no gradient wanted).
 // work (2, N, C) is scratch (the per-(n, c) sums rstd B and A), written before it is read.
 // dy, x (N, C, S); mean (N, G, 2), rstd (N, G) from the forward; weight (C) or null.
+// dx_overwrite: dx is written, not added to (its old contents are never read).
 void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
                              const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
-                             int64_t S, int64_t G);
+                             int64_t S, int64_t G, bool dx_overwrite = false);
 void group_norm_backward_cuda(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
                               const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
                               int64_t S, int64_t G);
