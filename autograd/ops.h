@@ -122,6 +122,10 @@ Tensor gaussian_nll(const Tensor& mean, const Tensor& x, const Tensor& logvar);
 // biased variance, y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c]; weight/bias (C). PyTorch's GroupNorm.
 // weight and bias may be undefined (no affine transform: 1 and 0).
 Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+// silu(group_norm(x, ...)) in one op (a ResBlock's GN-SiLU pair): on the CPU one pass writes only the
+// SiLU output and the backward recomputes the normalised values, so the GroupNorm output is never
+// stored or read back; elsewhere the two ops composed.
+Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
 // softmax along dim (any dim; fast path for the last one), computed stably (max subtracted).
 Tensor softmax(const Tensor& a, int dim = -1);
 // Sinusoidal embedding of timesteps (Ho et al. 2020 / Vaswani et al.): t (B) float32 (values like 0..999),

@@ -30,8 +30,11 @@ void check_affine(const Tensor& p, const char* what, const Tensor& x, int64_t C)
 
 // Derivative (kernels/norm.h), with xhat = (x - mu) rstd and gy = dy w[c] over a group's M elements:
 //   dx = rstd (gy - mean(gy) - xhat mean(gy xhat)),  dw[c] += sum_{n,s} dy xhat,  db[c] += sum_{n,s} dy.
-Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps) {
-  const char* op = "group_norm";
+namespace {
+// group_norm, and with silu = true the fused silu(group_norm(x)) (CPU only; the caller composes the
+// two ops on CUDA).
+Tensor group_norm_impl(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps, bool silu) {
+  const char* op = silu ? "group_norm_silu" : "group_norm";
   check_defined(op, x, "the input");
   check_dtype_f32(op, x);
   GT_CHECK(x.dim() >= 2, "group_norm: input must be (N, C, *spatial), got " << x.shape());
@@ -51,15 +54,18 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tenso
   Tensor rstd = Tensor::empty({N, G}, x.device());
   const float* wp = weight.defined() ? weight.data() : nullptr;
   const float* bp = bias.defined() ? bias.data() : nullptr;
-  GT_DISPATCH(x.device(), group_norm_forward_cpu(y.data(), mean.data(), rstd.data(), x.data(), wp, bp, N, C, S, G, eps),
-              group_norm_forward_cuda(y.data(), mean.data(), rstd.data(), x.data(), wp, bp, N, C, S, G, eps));
+  if (silu)
+    group_norm_silu_forward_cpu(y.data(), mean.data(), rstd.data(), x.data(), wp, bp, N, C, S, G, eps);
+  else
+    GT_DISPATCH(x.device(), group_norm_forward_cpu(y.data(), mean.data(), rstd.data(), x.data(), wp, bp, N, C, S, G, eps),
+                group_norm_forward_cuda(y.data(), mean.data(), rstd.data(), x.data(), wp, bp, N, C, S, G, eps));
 
   if (needs_grad({&x, &weight, &bias})) {
     std::vector<Tensor> inputs{x};
     if (weight.defined()) inputs.push_back(weight);
     if (bias.defined()) inputs.push_back(bias);
     // Saves x and the (N, G) statistics, not xhat: xhat is recomputed in the backward's own sweep.
-    record(op, inputs, y, [x, weight, bias, mean, rstd, N, C, S, G](const Tensor& dy) {
+    record(op, inputs, y, [x, weight, bias, mean, rstd, N, C, S, G, silu](const Tensor& dy) {
       const bool cpu = x.device() == Device::CPU;
       // On the CPU the first gradient into x's buffer is written, not added to zeros (grad_target).
       float dx_beta = 1.0f;
@@ -68,6 +74,11 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tenso
       if (!dx && !dw && !db) return;
       Tensor work = Tensor::empty({2, N, C}, x.device());  // per-(n, c) partial sums; a cache hit
       const float* wp = weight.defined() ? weight.data() : nullptr;
+      if (silu) {  // dy here is dz, the gradient of silu's output
+        group_norm_silu_backward_cpu(dx, dw, db, work.data(), dy.data(), x.data(), mean.data(), rstd.data(), wp,
+                                     bias.defined() ? bias.data() : nullptr, N, C, S, G, dx_beta == 0.0f);
+        return;
+      }
       GT_DISPATCH(x.device(),
                   group_norm_backward_cpu(dx, dw, db, work.data(), dy.data(), x.data(), mean.data(), rstd.data(), wp,
                                           N, C, S, G, /*dx_overwrite=*/dx_beta == 0.0f),
@@ -76,6 +87,18 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tenso
     });
   }
   return y;
+}
+}  // namespace
+
+Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps) {
+  return group_norm_impl(x, groups, weight, bias, eps, false);
+}
+
+// Derivative: with y = group_norm(x) recomputed from x and the statistics, dy = dz silu'(y), then
+// group_norm's backward on dy.
+Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias, float eps) {
+  if (x.defined() && x.device() != Device::CPU) return silu(group_norm(x, groups, weight, bias, eps));
+  return group_norm_impl(x, groups, weight, bias, eps, true);
 }
 
 // Derivative: dx = y (dy - sum_k dy y) along dim. Saves y (the output), not x.

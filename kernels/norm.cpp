@@ -5,7 +5,9 @@
 #include "kernels/norm.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "kernels/elementwise.h"
 #include "kernels/parallel.h"
 
 namespace gt {
@@ -69,8 +71,10 @@ void channel_sums(const float* dy, const float* x, int64_t n, float hi, float lo
 
 }  // namespace
 
-void group_norm_forward_cpu(float* y, float* mean, float* rstd, const float* x, const float* weight,
-                            const float* bias, int64_t N, int64_t C, int64_t S, int64_t G, float eps) {
+namespace {
+template <bool kSilu>
+void forward_impl(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias, int64_t N,
+                  int64_t C, int64_t S, int64_t G, float eps) {
   const int64_t Cg = C / G, M = Cg * S;
   parallel_for(N * G, group_grain(M), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -90,25 +94,55 @@ void group_norm_forward_cpu(float* y, float* mean, float* rstd, const float* x, 
         const float b = bias ? bias[c0 + c] : 0.f;
         const float* xc = xr + c * S;
         float* yc = yr + c * S;
-        for (int64_t s = 0; s < S; ++s) yc[s] = ((xc[s] - hi) - lo) * a + b;
+        if (kSilu) {
+          for (int64_t s = 0; s < S; ++s) yc[s] = SiluOp::forward(((xc[s] - hi) - lo) * a + b, 0.f);
+        } else {
+          for (int64_t s = 0; s < S; ++s) yc[s] = ((xc[s] - hi) - lo) * a + b;
+        }
       }
     }
   });
 }
+}  // namespace
+
+void group_norm_forward_cpu(float* y, float* mean, float* rstd, const float* x, const float* weight,
+                            const float* bias, int64_t N, int64_t C, int64_t S, int64_t G, float eps) {
+  forward_impl<false>(y, mean, rstd, x, weight, bias, N, C, S, G, eps);
+}
+
+void group_norm_silu_forward_cpu(float* z, float* mean, float* rstd, const float* x, const float* weight,
+                                 const float* bias, int64_t N, int64_t C, int64_t S, int64_t G, float eps) {
+  forward_impl<true>(z, mean, rstd, x, weight, bias, N, C, S, G, eps);
+}
 
 // dx = k_c dy + kx d + k0 per group (norm.h); dw[c] += sum_n rstd B[n,c], db[c] += sum_n A[n,c].
-void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
-                             const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
-                             int64_t S, int64_t G, bool dx_overwrite) {
+namespace {
+// kSilu: dy is the gradient of z = silu(y); the group's dy = dz silu'(y) is made first, into scratch,
+// from y recomputed out of x and the saved statistics (bias needed for that).
+template <bool kSilu>
+void backward_impl(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
+                   const float* mean, const float* rstd, const float* weight, const float* bias, int64_t N, int64_t C,
+                   int64_t S, int64_t G, bool dx_overwrite) {
   const int64_t Cg = C / G, M = Cg * S;
   float* wB = work;          // (N, C): rstd * B, this sample's share of dw
   float* wA = work + N * C;  // (N, C): A, this sample's share of db
   parallel_for(N * G, group_grain(M), [&](int64_t r0, int64_t r1) {
+    std::vector<float> scratch(kSilu ? (size_t)M : 0);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / G, c0 = (r % G) * Cg;
       const float hi = mean[2 * r], lo = mean[2 * r + 1], rs = rstd[r];
       const float* xr = x + r * M;
       const float* dyr = dy + r * M;
+      if (kSilu) {
+        for (int64_t c = 0; c < Cg; ++c) {
+          const float a = rs * (weight ? weight[c0 + c] : 1.f), b = bias ? bias[c0 + c] : 0.f;
+          const float* xc = xr + c * S;
+          const float* dzc = dyr + c * S;
+          float* gc = scratch.data() + c * S;
+          for (int64_t s = 0; s < S; ++s) gc[s] = dzc[s] * SiluOp::grad(((xc[s] - hi) - lo) * a + b, 0.f, 0.f);
+        }
+        dyr = scratch.data();
+      }
       float sg = 0.f, sgx = 0.f;
       for (int64_t c = 0; c < Cg; ++c) {
         float A, B;
@@ -146,6 +180,19 @@ void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* wor
     if (dweight) dweight[c] += sw;
     if (dbias) dbias[c] += sb;
   }
+}
+}  // namespace
+
+void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
+                             const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
+                             int64_t S, int64_t G, bool dx_overwrite) {
+  backward_impl<false>(dx, dweight, dbias, work, dy, x, mean, rstd, weight, nullptr, N, C, S, G, dx_overwrite);
+}
+
+void group_norm_silu_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dz,
+                                  const float* x, const float* mean, const float* rstd, const float* weight,
+                                  const float* bias, int64_t N, int64_t C, int64_t S, int64_t G, bool dx_overwrite) {
+  backward_impl<true>(dx, dweight, dbias, work, dz, x, mean, rstd, weight, bias, N, C, S, G, dx_overwrite);
 }
 
 }  // namespace gt

@@ -74,6 +74,15 @@ void group_norm_forward_cuda(float* y, float* mean, float* rstd, const float* x,
 void group_norm_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
                              const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
                              int64_t S, int64_t G, bool dx_overwrite = false);
+// z = silu(group_norm(x)) fused (CPU): the forward writes z only; the backward takes dz and recomputes
+// the normalised y from x and the statistics (so y is never stored), dy = dz silu'(y) per group in
+// cache. Same arguments as above, plus the bias for the recomputation (null: no bias).
+void group_norm_silu_forward_cpu(float* z, float* mean, float* rstd, const float* x, const float* weight,
+                                 const float* bias, int64_t N, int64_t C, int64_t S, int64_t G, float eps);
+void group_norm_silu_backward_cpu(float* dx, float* dweight, float* dbias, float* work, const float* dz,
+                                  const float* x, const float* mean, const float* rstd, const float* weight,
+                                  const float* bias, int64_t N, int64_t C, int64_t S, int64_t G,
+                                  bool dx_overwrite = false);
 void group_norm_backward_cuda(float* dx, float* dweight, float* dbias, float* work, const float* dy, const float* x,
                               const float* mean, const float* rstd, const float* weight, int64_t N, int64_t C,
                               int64_t S, int64_t G);

@@ -64,6 +64,7 @@ GroupNorm::GroupNorm(int g, int64_t channels, float e) : groups(g), eps(e) {
 }
 
 Tensor GroupNorm::forward(const Tensor& x) const { return group_norm(x, groups, weight, bias, eps); }
+Tensor GroupNorm::forward_silu(const Tensor& x) const { return group_norm_silu(x, groups, weight, bias, eps); }
 
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen) {
   GT_CHECK(num >= 1 && dim >= 1, "Embedding: sizes must be >= 1, got num " << num << ", dim " << dim);
@@ -89,10 +90,10 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& temb_act) const {
   GT_CHECK(x.dim() == 4 && x.size(1) == cin,
            "ResBlock(" << cin << " -> " << cout << "): input shape " << x.shape() << ", expected (B, " << cin
                        << ", H, W)");
-  Tensor h = conv1_->forward(silu(norm1_->forward(x)));
+  Tensor h = conv1_->forward(norm1_->forward_silu(x));
   // (B, cout) -> (B, cout, 1, 1): add broadcasts it over H x W
   h = add(h, reshape(temb_proj_->forward(temb_act), {x.size(0), cout, 1, 1}));
-  h = conv2_->forward(silu(norm2_->forward(h)));
+  h = conv2_->forward(norm2_->forward_silu(h));
   return add(h, skip_ ? skip_->forward(x) : x);
 }
 
@@ -189,7 +190,7 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor* labels) con
   h = upsample_->forward(upsample_nearest2d(h, 2));
   h = up1_res1_->forward(concat({h, s2}, 1), a);
   h = up1_res2_->forward(concat({h, s1}, 1), a);
-  return conv_out_->forward(silu(norm_out_->forward(h)));
+  return conv_out_->forward(norm_out_->forward_silu(h));
 }
 
 }  // namespace gt

@@ -68,8 +68,9 @@ namespace nn {
 class GroupNorm : public Module {
  public:
   GroupNorm(int groups, int64_t channels, float eps = 1e-5f);
-  Tensor forward(const Tensor& x) const;  // x (B, C, H, W) -> (B, C, H, W)
-  Tensor weight, bias;                    // (C)
+  Tensor forward(const Tensor& x) const;       // x (B, C, H, W) -> (B, C, H, W)
+  Tensor forward_silu(const Tensor& x) const;  // silu(forward(x)), fused (gt::group_norm_silu)
+  Tensor weight, bias;                         // (C)
   int groups;
   float eps;
 };
