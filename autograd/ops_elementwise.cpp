@@ -76,6 +76,13 @@ Tensor binary(const char* name, const Tensor& a, const Tensor& b) {
       for (int side = 0; side < 2; ++side) {
         const Tensor& x = side == 0 ? a : b;
         if (!x.requires_grad()) continue;
+        if (Op::kConstantGrad && x.device() == Device::CPU && x.shape() == dout.shape() && !x.grad().defined()) {
+          // add / sub, x not broadcast, the first gradient into x: dx = +-dout written, no zero-fill
+          float beta;
+          float* dx = grad_target(x, &beta).data();
+          unary_forward_cpu<MulScalarOp>(dx, dout.data(), dout.numel(), side == 0 ? Op::da(0.f, 0.f) : Op::db(0.f, 0.f));
+          continue;
+        }
         Tensor dx = grad_buffer(x);
         if (Op::kConstantGrad) {  // the partial is +-1: reduce dout itself
           sum_to_shape(dx, dout, side == 0 ? Op::da(0.f, 0.f) : Op::db(0.f, 0.f));
