@@ -4,7 +4,7 @@
 //
 // Every backward accumulates into the inputs' gradient buffers (grad_buffer) directly: the kernels
 // add into dx / dw / db (beta = 1 GEMMs, += loops), so no gradient temporary is allocated. conv2d's
-// CPU backward writes the first gradient of its input instead (grad_target: no zero-fill first).
+// CPU backward writes the first gradient of its input instead (grad_dest: no zero-fill first).
 #include "autograd/ops.h"
 #include "core/dispatch.h"
 #include "kernels/conv.h"
@@ -61,14 +61,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int str
     if (bias.defined()) inputs.push_back(bias);
     record(op, inputs, y, [x, weight, bias, g](const Tensor& dy) {
       float *dw = grad_ptr(weight), *db = grad_ptr(bias);
-      if (dy.device() == Device::CPU) {  // the first gradient into x's buffer is written, not added to zeros
-        float dx_beta = 1.0f;
-        float* dx = x.requires_grad() ? grad_target(x, &dx_beta).data() : nullptr;
-        conv2d_backward_cpu(g, x.data(), weight.data(), dy.data(), dx, dw, db, /*dx_overwrite=*/dx_beta == 0.0f);
-        return;
-      }
-      float* dx = grad_ptr(x);
-      GT_DISPATCH(dy.device(), (void)0, conv2d_backward_cuda(g, x.data(), weight.data(), dy.data(), dx, dw, db));
+      bool dx_overwrite = false;  // the CPU writes the first gradient into x's buffer (grad_dest)
+      float* dx = x.requires_grad() ? grad_dest(x, &dx_overwrite) : nullptr;
+      GT_DISPATCH(dy.device(), conv2d_backward_cpu(g, x.data(), weight.data(), dy.data(), dx, dw, db, dx_overwrite),
+                  conv2d_backward_cuda(g, x.data(), weight.data(), dy.data(), dx, dw, db));
     });
   }
   return y;

@@ -35,14 +35,10 @@ Tensor unary(const char* name, const Tensor& x, float p = 0.f) {
       const float* xp = Op::kUsesX ? x.data() : nullptr;
       const float* yp = Op::kUsesY ? ys.data() : nullptr;
       const int64_t n = x.numel();
-      if (x.device() == Device::CPU) {  // the first gradient into x's buffer is written, not added to zeros
-        float beta;
-        float* dx = grad_target(x, &beta).data();
-        unary_backward_cpu<Op>(dx, dout.data(), xp, yp, n, p, /*overwrite=*/beta == 0.0f);
-        return;
-      }
-      Tensor dx = grad_buffer(x);
-      GT_DISPATCH(x.device(), (void)0, unary_backward_cuda<Op>(dx.data(), dout.data(), xp, yp, n, p));
+      bool overwrite;  // the CPU writes the first gradient into x's buffer (grad_dest)
+      float* dx = grad_dest(x, &overwrite);
+      GT_DISPATCH(x.device(), unary_backward_cpu<Op>(dx, dout.data(), xp, yp, n, p, overwrite),
+                  unary_backward_cuda<Op>(dx, dout.data(), xp, yp, n, p));
     });
   }
   return y;
@@ -76,11 +72,15 @@ Tensor binary(const char* name, const Tensor& a, const Tensor& b) {
       for (int side = 0; side < 2; ++side) {
         const Tensor& x = side == 0 ? a : b;
         if (!x.requires_grad()) continue;
-        if (Op::kConstantGrad && x.device() == Device::CPU && x.shape() == dout.shape() && !x.grad().defined()) {
-          // add / sub, x not broadcast, the first gradient into x: dx = +-dout written, no zero-fill
-          float beta;
-          float* dx = grad_target(x, &beta).data();
-          unary_forward_cpu<MulScalarOp>(dx, dout.data(), dout.numel(), side == 0 ? Op::da(0.f, 0.f) : Op::db(0.f, 0.f));
+        if (Op::kConstantGrad && x.shape() == dout.shape()) {
+          // add / sub, x not broadcast: dx (+)= +-dout; the first gradient on the CPU is written (grad_dest)
+          bool overwrite;
+          float* dx = grad_dest(x, &overwrite);
+          const float sign = side == 0 ? Op::da(0.f, 0.f) : Op::db(0.f, 0.f);
+          if (overwrite)
+            unary_forward_cpu<MulScalarOp>(dx, dout.data(), dout.numel(), sign);
+          else
+            sum_to_shape(x.grad(), dout, sign);
           continue;
         }
         Tensor dx = grad_buffer(x);

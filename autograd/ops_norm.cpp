@@ -66,22 +66,20 @@ Tensor group_norm_impl(const Tensor& x, int groups, const Tensor& weight, const 
     if (bias.defined()) inputs.push_back(bias);
     // Saves x and the (N, G) statistics, not xhat: xhat is recomputed in the backward's own sweep.
     record(op, inputs, y, [x, weight, bias, mean, rstd, N, C, S, G, silu](const Tensor& dy) {
-      const bool cpu = x.device() == Device::CPU;
-      // On the CPU the first gradient into x's buffer is written, not added to zeros (grad_target).
-      float dx_beta = 1.0f;
-      float* dx = !x.requires_grad() ? nullptr : cpu ? grad_target(x, &dx_beta).data() : grad_ptr(x);
+      bool dx_overwrite = false;  // the CPU writes the first gradient into x's buffer (grad_dest)
+      float* dx = x.requires_grad() ? grad_dest(x, &dx_overwrite) : nullptr;
       float *dw = grad_ptr(weight), *db = grad_ptr(bias);
       if (!dx && !dw && !db) return;
       Tensor work = Tensor::empty({2, N, C}, x.device());  // per-(n, c) partial sums; a cache hit
       const float* wp = weight.defined() ? weight.data() : nullptr;
       if (silu) {  // dy here is dz, the gradient of silu's output
         group_norm_silu_backward_cpu(dx, dw, db, work.data(), dy.data(), x.data(), mean.data(), rstd.data(), wp,
-                                     bias.defined() ? bias.data() : nullptr, N, C, S, G, dx_beta == 0.0f);
+                                     bias.defined() ? bias.data() : nullptr, N, C, S, G, dx_overwrite);
         return;
       }
       GT_DISPATCH(x.device(),
                   group_norm_backward_cpu(dx, dw, db, work.data(), dy.data(), x.data(), mean.data(), rstd.data(), wp,
-                                          N, C, S, G, /*dx_overwrite=*/dx_beta == 0.0f),
+                                          N, C, S, G, dx_overwrite),
                   group_norm_backward_cuda(dx, dw, db, work.data(), dy.data(), x.data(), mean.data(), rstd.data(), wp,
                                            N, C, S, G));
     });

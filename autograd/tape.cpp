@@ -74,6 +74,17 @@ Tensor grad_target(const Tensor& x, float* beta) {
   return impl->grad;
 }
 
+float* grad_dest(const Tensor& x, bool* overwrite) {
+  if (x.device() != Device::CPU) {
+    *overwrite = false;
+    return grad_buffer(x).data();
+  }
+  float beta;
+  float* p = grad_target(x, &beta).data();
+  *overwrite = beta == 0.0f;
+  return p;
+}
+
 void backward(const Tensor& loss) {
   check_defined("backward", loss, "the loss");
   GT_CHECK(loss.numel() == 1, "backward: the loss must have one element, got shape "

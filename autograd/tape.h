@@ -55,6 +55,10 @@ Tensor grad_buffer(const Tensor& x);
 // the kernel overwrites it and no zero-fill pass or read of zeros is spent; otherwise beta = 1 and
 // the kernel accumulates. The caller must write every element when beta is 0.
 Tensor grad_target(const Tensor& x, float* beta);
+// The same for a kernel with an overwrite flag instead of a beta: on the CPU grad_target's buffer,
+// *overwrite = (beta == 0); on a GPU, whose kernels only accumulate, grad_buffer's zero-filled one
+// and *overwrite = false. Returns the buffer's data.
+float* grad_dest(const Tensor& x, bool* overwrite);
 
 // ---- running backward ----
 // Back-propagates from a one-element `loss` (seed 1).

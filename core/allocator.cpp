@@ -104,8 +104,8 @@ namespace {
 // glibc's malloc policy for the blocks gentape does not allocate itself: Eigen's GEMM packs its
 // operands into buffers it mallocs and frees on every call (400 KB for a 128 x 784 panel). By default
 // glibc serves such blocks with mmap, or grows the heap with brk and trims it again on free, so
-// every GEMM paid fresh page faults: the VAE's 128x400x784 product ran at 32 GFLOP/s instead of 250
-// in a loop (benchmarks/bench_sgemm), a whole VAE step took 7.2 ms instead of 2.7. Fixed thresholds
+// every GEMM paid fresh page faults: the VAE's 128x400x784 product ran at 24-33 GFLOP/s instead of
+// 230-250 in a loop (benchmarks/bench_sgemm), a whole VAE step took 7.2 ms instead of 2.7. Fixed thresholds
 // keep freed blocks below 32 MiB in the heap for reuse (PyTorch's reference runs get the same
 // effect from GLIBC_TUNABLES, benchmarks/reference/README.md). Applied once, when the first CPU
 // tensor is allocated; blocks of 32 MiB and more are still mapped and returned to the system.

@@ -1,9 +1,8 @@
-// linear.cpp: the CPU passes around the fully connected layer's GEMMs (equations in linear.h).
-//
-// Both passes walk the (B, O) block row by row; rows are split over threads only when the block is
-// large (a VAE layer at batch 128 is 51K floats, ~20 us on one thread: a fork/join would cost as
-// much). The bias gradient sums rows in a fixed order (serially per column chunk), so it is
-// deterministic for any thread count.
+// linear.cpp: the fully connected layer on the CPU (equations in linear.h). The forward is one GEMM
+// whose thread blocks start from the bias and apply the activation (kernels/matmul.h's
+// gemm_bias_act_cpu); the backward pass before the GEMMs makes g = dy act'(y) and the bias gradient,
+// columns split over threads. The bias gradient sums rows in a fixed order (serially per column
+// chunk), so it is deterministic for any thread count.
 #include "kernels/linear.h"
 
 #include <algorithm>
@@ -14,22 +13,6 @@
 namespace gt {
 
 namespace {
-// A row pass below this many elements stays on one thread (see kElementwiseGrain: the passes here
-// do a few flops per element, so the same grain applies).
-constexpr int64_t kLinearGrain = 4 * kElementwiseGrain;
-
-template <LinearAct A>
-void epilogue_rows(float* y, const float* b, int64_t r0, int64_t r1, int64_t O) {
-  for (int64_t r = r0; r < r1; ++r) {
-    float* row = y + r * O;
-    if (b) {
-      for (int64_t o = 0; o < O; ++o) row[o] = linear_act(A, row[o] + b[o]);
-    } else if (A != LinearAct::None) {
-      for (int64_t o = 0; o < O; ++o) row[o] = linear_act(A, row[o]);
-    }
-  }
-}
-
 template <LinearAct A>
 void backward_cols(float* g, float* db, const float* dy, const float* y, int64_t B, int64_t O, int64_t c0,
                    int64_t c1, float db_beta) {
@@ -56,16 +39,6 @@ void backward_cols(float* g, float* db, const float* dy, const float* y, int64_t
 void linear_forward_cpu(float* y, const float* x, const float* w, const float* b, int64_t B, int64_t I, int64_t O,
                         LinearAct act) {
   gemm_bias_act_cpu(false, true, B, O, I, x, w, b, act == LinearAct::Relu, y);
-}
-
-void linear_epilogue_cpu(float* y, const float* b, int64_t B, int64_t O, LinearAct act) {
-  if (!b && act == LinearAct::None) return;
-  parallel_for(B, std::max<int64_t>(1, kLinearGrain / std::max<int64_t>(O, 1)), [&](int64_t r0, int64_t r1) {
-    if (act == LinearAct::Relu)
-      epilogue_rows<LinearAct::Relu>(y, b, r0, r1, O);
-    else
-      epilogue_rows<LinearAct::None>(y, b, r0, r1, O);
-  });
 }
 
 void linear_backward_act_cpu(float* g, float* db, const float* dy, const float* y, int64_t B, int64_t O,

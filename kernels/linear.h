@@ -12,9 +12,6 @@
 // The GEMMs are kernels/matmul.h's; this file holds the two passes around them.
 //
 //   gt::linear_forward_cpu(y, x, w, b, B, I, O, gt::LinearAct::Relu);    // y = relu(x W^T + b)
-//   // the same in two passes (the CUDA path; the CPU reference the tests compare against):
-//   gt::gemm_cpu(false, true, B, O, I, 1.f, x, w, 0.f, y);
-//   gt::linear_epilogue_cpu(y, b, B, O, gt::LinearAct::Relu);            // y = relu(y + b)
 //   gt::linear_backward_act_cpu(g, db, dy, y, B, O, gt::LinearAct::Relu, 1.f);
 #pragma once
 
@@ -38,8 +35,8 @@ void linear_forward_cpu(float* y, const float* x, const float* w, const float* b
 void linear_forward_cuda(float* y, const float* x, const float* w, const float* b, int64_t B, int64_t I, int64_t O,
                          LinearAct act);
 
-// y (B, O) = act(y + b) in place; b (O) may be null (no bias).
-void linear_epilogue_cpu(float* y, const float* b, int64_t B, int64_t O, LinearAct act);
+// y (B, O) = act(y + b) in place; b (O) may be null (no bias). CUDA only: the CPU's epilogue runs
+// inside the GEMM's thread blocks (linear_forward_cpu).
 void linear_epilogue_cuda(float* y, const float* b, int64_t B, int64_t O, LinearAct act);
 
 // g (B, O) = dy * act'(y); db (O) = db_beta * db + sum over rows of g (db may be null: no bias or
