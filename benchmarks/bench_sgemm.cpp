@@ -4,11 +4,14 @@
 //   forward   Y  (128, 400) = X (128, 784) W^T        W stored (400, 784)   gemm(ta=0, tb=1)
 //   backward  dX (128, 784) = dY (128, 400) W          gemm(0, 0)
 //   backward  dW (400, 784) += dY^T (400, 128) X       gemm(1, 0), beta = 1 (accumulates)
-// plus square 256, 512 and 1024 (no transposes). FLOPs = 2 M N K (the beta*C term is ignored).
+// the latent layers' small products (K or N = 20), two im2col convolution products (32 channels,
+// 28 x 28), plus square 256, 512 and 1024 (no transposes). FLOPs = 2 M N K (the beta*C term is ignored).
 //
-// CPU lines: gemm_cpu (one independent single-threaded Eigen GEMM per thread, each on its own block
-// of C: kernels/matmul.cpp) and, for comparison, "eigen-threads": the same product as one Eigen call
-// that threads itself with OpenMP (what gemm_cpu did before 2026-12-02), checked against gemm_cpu.
+// CPU lines: gemm_cpu (one independent single-threaded product per thread, each on its own block
+// of C, through gentape's kernel (kernels/gemm_small.h) where gemm_small_preferred says so:
+// kernels/matmul.cpp), "(eigen)": the same split with Eigen's kernel in every block
+// (gemm_eigen_cpu), and "(eigen-threads)": the product as one Eigen call that threads itself with
+// OpenMP (what gemm_cpu did before 2026-12-02). Both are checked against gemm_cpu.
 //
 // Check first: the CPU result of each VAE shape and the 256 square against a naive double loop;
 // on CUDA (cuBLAS, FP32, no TF32) every case against the CPU result. Then time: median of `reps`.
@@ -81,6 +84,12 @@ int main(int argc, char** argv) {
       {"sgemm vae fwd  Y=X W^T   128x400x784", false, true, 128, 400, 784, 0.f, true},
       {"sgemm vae bwd  dX=dY W   128x784x400", false, false, 128, 784, 400, 0.f, true},
       {"sgemm vae bwd  dW+=dY^T X 400x784x128", true, false, 400, 784, 128, 1.f, true},
+      {"sgemm vae fc3 Y=Z W^T    128x400x20", false, true, 128, 400, 20, 0.f, true},
+      {"sgemm vae fc21 dX=dY W   128x400x20", false, false, 128, 400, 20, 1.f, true},
+      {"sgemm vae fc21 dW=dY^T X 20x400x128", true, false, 20, 400, 128, 0.f, true},
+      {"sgemm vae fc3 dW=dY^T Z  400x20x128", true, false, 400, 20, 128, 0.f, true},
+      {"sgemm conv im2col fwd    32x784x288", false, false, 32, 784, 288, 0.f, true},
+      {"sgemm conv im2col dW+=   32x288x784", false, true, 32, 288, 784, 1.f, true},
       {"sgemm square 256", false, false, 256, 256, 256, 0.f, true},
       {"sgemm square 512", false, false, 512, 512, 512, 0.f, false},
       {"sgemm square 1024", false, false, 1024, 1024, 1024, 0.f, false},
@@ -107,6 +116,15 @@ int main(int argc, char** argv) {
       gt::gemm_cpu(c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), B.data(), c.beta, C.data());
     }, opt);
     gt::bench::report_gflops(c.name, Device::CPU, t, flops);
+    {
+      std::vector<float> E = C0;
+      gt::gemm_eigen_cpu(c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), B.data(), c.beta, E.data());
+      gt::bench::check_close(c.name + " eigen vs gemm_cpu", E, c_cpu, kAtol, kRtol);
+      gt::bench::Timing te = gt::bench::time_fn(Device::CPU, [&] {
+        gt::gemm_eigen_cpu(c.ta, c.tb, c.M, c.N, c.K, 1.f, A.data(), B.data(), c.beta, E.data());
+      }, opt);
+      gt::bench::report_gflops(c.name + " (eigen)", Device::CPU, te, flops);
+    }
     {
       std::vector<float> E = C0;
       eigen_gemm(c, A.data(), B.data(), E.data());

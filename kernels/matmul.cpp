@@ -1,16 +1,19 @@
-// matmul.cpp: CPU GEMM, C = alpha * op(A) op(B) + beta * C, on row-major pointers through Eigen.
+// matmul.cpp: CPU GEMM, C = alpha * op(A) op(B) + beta * C, on row-major pointers.
 //
-// Eigen::Map views the raw pointers as row-major matrices without copying; a transposed operand is
-// Map(...).transpose(), which Eigen's GEMM reads in place. `noalias()` tells Eigen that C does not
-// overlap A or B, so the product is written straight into C (no temporary).
+// Two kernels. On AVX-512 builds most products go to gemm_small_block (kernels/gemm_small.h): an
+// outer-product kernel that reads B's rows in place (a B stored transposed is transposed one
+// cache-sized panel at a time into a per-thread buffer) and runs at 200-220 GFLOP/s per core on this project's
+// VM, whose measured FMA peak is ~222 GFLOP/s per core. The rest, and every product on machines
+// without AVX-512, go to Eigen: Eigen::Map views the raw pointers as row-major matrices without
+// copying, a transposed operand is Map(...).transpose(), `noalias()` writes the product straight
+// into C. Eigen's gebp kernel ran the VAE's shapes at 140-150 GFLOP/s per core here
+// (benchmarks/bench_sgemm prints both).
 //
 // Threads: a large GEMM is cut into one block of C per thread (whole rows or whole columns, the
-// longer side), each block an independent single-threaded Eigen GEMM, so the threads never wait for
-// each other inside the product: one fork/join per GEMM. Eigen's own OpenMP GEMM shares packed
-// panels between threads and synchronises on them; on the 2-core VM the split ran the VAE's three
-// GEMM shapes at 238-248 GFLOP/s against Eigen-threaded's 178-221 (docs/benchmarks.md;
-// benchmarks/bench_sgemm prints both). Each element is one thread's sum either way. Inside a parallel region
-// (the batched path) Eigen sees omp_get_num_threads() > 1 and stays serial.
+// longer side), each block an independent single-threaded product, so the threads never wait for
+// each other inside the product: one fork/join per GEMM. (Eigen's own OpenMP GEMM shares packed
+// panels between threads and synchronises on them; it was slower here.) Each element is one
+// thread's sum either way. Inside a parallel region (the batched path) everything stays serial.
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -18,6 +21,7 @@
 #include <Eigen/Core>
 
 #include "core/error.h"
+#include "kernels/gemm_small.h"
 #include "kernels/parallel.h"
 
 namespace gt {
@@ -108,6 +112,21 @@ void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
               const float* B, float beta, float* C) {
   check_sizes("gemm_cpu", M, N, K);
   if (M == 0 || N == 0) return;
+  if (K > 0 && gemm_small_preferred(ta, tb, M, N, K)) {
+    const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+    split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+      gemm_small_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0,
+                  ldb, beta, nullptr, false, C + r0 * N + c0, N);
+    });
+    return;
+  }
+  gemm_eigen_cpu(ta, tb, M, N, K, alpha, A, B, beta, C);
+}
+
+void gemm_eigen_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
+                    float beta, float* C) {
+  check_sizes("gemm_eigen_cpu", M, N, K);
+  if (M == 0 || N == 0) return;
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
     gemm_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0, ldb,
@@ -120,6 +139,13 @@ void gemm_bias_act_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
   check_sizes("gemm_bias_act_cpu", M, N, K);
   if (M == 0 || N == 0) return;
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  if (K > 0 && gemm_small_preferred(ta, tb, M, N, K)) {
+    split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+      gemm_small_block(ta, tb, r1 - r0, c1 - c0, K, 1.0f, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0,
+                  ldb, 0.0f, bias ? bias + c0 : nullptr, relu, C + r0 * N + c0, N);
+    });
+    return;
+  }
   split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
     float* c = C + r0 * N + c0;
     const int64_t rows = r1 - r0, cols = c1 - c0;

@@ -15,7 +15,8 @@
 //   // dW (400, 784) += dC^T (400, 128) X (128, 784)
 //   gt::gemm_cpu(true, false, 400, 784, 128, 1.f, dc, x, 1.f, dw);
 //
-// CPU: Eigen (multithreaded through OpenMP). CUDA: cuBLAS on gt::cuda::stream(), asynchronous,
+// CPU: gt's outer-product kernel (kernels/gemm_small.h) for the shapes where it measured faster,
+// Eigen for the rest; one block of C per thread (kernels/matmul.cpp). CUDA: cuBLAS on gt::cuda::stream(), asynchronous,
 // pointers are device pointers; FP32 math (no TF32), so results match the CPU to float rounding.
 #pragma once
 
@@ -26,6 +27,10 @@ namespace gt {
 // C (M, N) = alpha * op(A) op(B) + beta * C.  A (M, K) or (K, M) if ta; B (K, N) or (N, K) if tb.
 void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               const float* B, float beta, float* C);
+// The same product always through Eigen (one block per thread): what gemm_cpu falls back to, kept
+// callable so that benchmarks/bench_sgemm and the tests can run both kernels on one shape.
+void gemm_eigen_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    const float* B, float beta, float* C);
 // C (M, N) = act(op(A) op(B) + bias): bias (N) broadcast over the rows, or null; relu applies
 // max(v, 0) (as kernels/linear.h's linear_act), else no activation. The fused linear layer's
 // forward in one pass: each thread starts its block of C from the bias (no zero-fill), accumulates

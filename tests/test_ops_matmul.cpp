@@ -11,6 +11,7 @@
 #endif
 
 #include "core/rng.h"
+#include "kernels/gemm_small.h"
 #include "kernels/matmul.h"
 #include "tests/op_table.h"
 
@@ -255,6 +256,114 @@ TEST_CASE("gemm_cpu: alpha, beta and the shared-operand batch", "[ops]") {
   REQUIRE(C == std::vector<float>{0, 0, 0, 0});
 }
 
+namespace {
+// act(alpha op(A) op(B) + beta C0 + bias) in double; A stored (M, K) or (K, M), B (K, N) or (N, K).
+std::vector<double> gemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                   const std::vector<float>& A, const std::vector<float>& B, float beta,
+                                   const std::vector<float>& C0, const float* bias, bool relu) {
+  std::vector<double> C(M * N);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+      double v = alpha * s + (beta != 0.f ? (double)beta * C0[i * N + j] : 0.0) + (bias ? bias[j] : 0.0);
+      C[i * N + j] = relu ? (v > 0 ? v : 0) : v;
+    }
+  return C;
+}
+
+// n floats uniform in (-1, 1].
+std::vector<float> pm1(Generator& gen, int64_t n) {
+  std::vector<float> v = gen.rand({n}).to_vector();
+  for (float& x : v) x = 2.f * x - 1.f;
+  return v;
+}
+
+// Max |got - want| over the matrix, NaN if any output is NaN.
+double max_error(const float* got, const std::vector<double>& want) {
+  double e = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(got[i])) return std::numeric_limits<double>::quiet_NaN();
+    e = std::max(e, std::fabs(got[i] - want[i]));
+  }
+  return e;
+}
+}  // namespace
+
+TEST_CASE("gemm kernels: every tile edge, transpose, alpha, beta, bias and ReLU against a double loop", "[ops]") {
+  // gemm_small_block's register tiles are 6 rows x 4 vectors of 16 columns: M in {1, 5, 6, 7, 13}
+  // and N in {1, 15, 16, 17, 64, 65, 100} hit every remainder tile and every last-vector mask.
+  // gemm_cpu (routed, threaded), gemm_eigen_cpu and gemm_bias_act_cpu run the same cases; inputs
+  // are uniform in [-1, 1), so a K-term float sum errs by at most K^2 * 2^-24 (<= 2.4e-5 here) and
+  // a wrong index, mask or epilogue by O(0.1) or more. beta = 0 starts from NaN garbage in C.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Generator gen(11);
+  int cases = 0;
+  for (int64_t K : {1, 3, 20})
+    for (int64_t M : {1, 5, 6, 7, 13})
+      for (int64_t N : {1, 15, 16, 17, 64, 65, 100})
+        for (int t = 0; t < 4; ++t) {
+          const bool ta = t & 1, tb = t & 2;
+          const std::vector<float> A = pm1(gen, M * K);
+          const std::vector<float> B = pm1(gen, K * N);
+          const std::vector<float> C0 = pm1(gen, M * N);
+          const std::vector<float> bias = pm1(gen, N);
+          const double tol = (double)K * K * kF32Unit * 4 + 1e-6;
+          INFO("ta " << ta << " tb " << tb << " M " << M << " N " << N << " K " << K);
+          for (float beta : {0.f, 1.f, 0.5f}) {
+            const float alpha = beta == 0.5f ? -2.f : 1.f;
+            const std::vector<double> want = gemm_reference(ta, tb, M, N, K, alpha, A, B, beta, C0, nullptr, false);
+            INFO("alpha " << alpha << " beta " << beta);
+            std::vector<float> C = beta == 0.f ? std::vector<float>(M * N, nan) : C0;
+            gemm_cpu(ta, tb, M, N, K, alpha, A.data(), B.data(), beta, C.data());
+            CHECK(max_error(C.data(), want) <= tol);
+            C = beta == 0.f ? std::vector<float>(M * N, nan) : C0;
+            gemm_eigen_cpu(ta, tb, M, N, K, alpha, A.data(), B.data(), beta, C.data());
+            CHECK(max_error(C.data(), want) <= tol);
+            if (gemm_small_available()) {  // the kernel alone
+              C = beta == 0.f ? std::vector<float>(M * N, nan) : C0;
+              gemm_small_block(ta, tb, M, N, K, alpha, A.data(), ta ? M : K, B.data(), tb ? K : N, beta, nullptr, false,
+                               C.data(), N);
+              CHECK(max_error(C.data(), want) <= tol);
+            }
+          }
+          for (bool relu : {false, true}) {
+            const std::vector<double> want = gemm_reference(ta, tb, M, N, K, 1.f, A, B, 0.f, C0, bias.data(), relu);
+            std::vector<float> C(M * N, nan);
+            gemm_bias_act_cpu(ta, tb, M, N, K, A.data(), B.data(), bias.data(), relu, C.data());
+            INFO("bias, relu " << relu);
+            CHECK(max_error(C.data(), want) <= tol);
+          }
+          ++cases;
+        }
+  REQUIRE(cases == 3 * 5 * 7 * 4);
+}
+
+TEST_CASE("gemm_small_block: a block of a larger matrix (row strides above the widths)", "[ops]") {
+  if (!gemm_small_available()) SUCCEED("no AVX-512 in this build: gemm_cpu uses Eigen only");
+  else {
+    // C's block (7, 33) at column 5 of a (7, 50) matrix; A (7, 10) inside (7, 12); B (10, 33) inside
+    // (10, 40). Columns of C outside the block must keep their values.
+    const int64_t M = 7, N = 33, K = 10, lda = 12, ldb = 40, ldc = 50, c0 = 5;
+    Generator gen(5);
+    const std::vector<float> A = pm1(gen, M * lda);
+    const std::vector<float> B = pm1(gen, K * ldb);
+    std::vector<float> C(M * ldc, 7.f);
+    gemm_small_block(false, false, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, nullptr, false, C.data() + c0, ldc);
+    double err = 0;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        double want = 7.0;
+        if (j >= c0 && j < c0 + N) {
+          want = 0;
+          for (int64_t k = 0; k < K; ++k) want += (double)A[i * lda + k] * B[k * ldb + (j - c0)];
+        }
+        err = std::max(err, std::fabs(C[i * ldc + j] - want));
+      }
+    CHECK(err <= 1e-5);
+  }
+}
+
 #if defined(__linux__)
 TEST_CASE("gemm_cpu: a GEMM in a loop does not page-fault", "[ops]") {
   // Eigen mallocs and frees its packing buffers on every product (400 KB for this shape). With
@@ -263,11 +372,18 @@ TEST_CASE("gemm_cpu: a GEMM in a loop does not page-fault", "[ops]") {
   const int64_t M = 128, N = 400, K = 784;
   Generator gen(3);
   Tensor a = gen.randn({M, K}), w = gen.randn({N, K}), c = Tensor::empty({M, N});
-  for (int i = 0; i < 3; ++i) gemm_cpu(false, true, M, N, K, 1.f, a.data(), w.data(), 0.f, c.data());
+  // Both kernels: Eigen's (gemm_eigen_cpu) mallocs; gemm_cpu's own keeps a per-thread buffer.
+  for (int i = 0; i < 3; ++i) {
+    gemm_eigen_cpu(false, true, M, N, K, 1.f, a.data(), w.data(), 0.f, c.data());
+    gemm_cpu(false, true, M, N, K, 1.f, a.data(), w.data(), 0.f, c.data());
+  }
   rusage before{}, after{};
   getrusage(RUSAGE_SELF, &before);
   const int calls = 20;
-  for (int i = 0; i < calls; ++i) gemm_cpu(false, true, M, N, K, 1.f, a.data(), w.data(), 0.f, c.data());
+  for (int i = 0; i < calls; ++i) {
+    gemm_eigen_cpu(false, true, M, N, K, 1.f, a.data(), w.data(), 0.f, c.data());
+    gemm_cpu(false, true, M, N, K, 1.f, a.data(), w.data(), 0.f, c.data());
+  }
   getrusage(RUSAGE_SELF, &after);
   const long faults = after.ru_minflt - before.ru_minflt;
   INFO(faults << " minor page faults in " << calls << " calls");
