@@ -89,17 +89,39 @@ TileFn pick_tile(int mr, int nv) {
 
 bool gemm_small_available() { return true; }
 
-// bt (K, N) = the transpose of B stored (N, K) with row stride ldb, in 16 x 16 tiles so that every
-// read and every written row segment is one cache line.
-void transpose_b(const float* B, int64_t ldb, int64_t N, int64_t K, float* bt) {
-  for (int64_t n0 = 0; n0 < N; n0 += 16) {
-    const int64_t n1 = n0 + 16 < N ? n0 + 16 : N;
-    for (int64_t k0 = 0; k0 < K; k0 += 16) {
-      const int64_t k1 = k0 + 16 < K ? k0 + 16 : K;
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t k = k0; k < k1; ++k) bt[k * N + n] = B[n * ldb + k];
-    }
+// dst rows 0..7 (row stride ld) = columns 0..7 of the 8 x 8 block at src (row stride ls): the
+// usual unpack / shuffle / permute sequence on 256-bit registers (24 shuffles for 64 floats).
+inline void transpose8x8(const float* src, int64_t ls, float* dst, int64_t ld) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
   }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+    const int b = 4 * h;
+    u[b + 0] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(1, 0, 1, 0));  // column 0 (and 4)
+    u[b + 1] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(3, 2, 3, 2));  // column 1 (and 5)
+    u[b + 2] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(1, 0, 1, 0));  // column 2 (and 6)
+    u[b + 3] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(3, 2, 3, 2));  // column 3 (and 7)
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
+}
+
+// bt (K, N) = the transpose of B stored (N, K) with row stride ldb: 8 x 8 blocks in registers, the
+// edges (N or K not a multiple of 8) element by element.
+void transpose_b(const float* B, int64_t ldb, int64_t N, int64_t K, float* bt) {
+  const int64_t N8 = N / 8 * 8, K8 = K / 8 * 8;
+  for (int64_t n0 = 0; n0 < N8; n0 += 8) {
+    for (int64_t k0 = 0; k0 < K8; k0 += 8) transpose8x8(B + n0 * ldb + k0, ldb, bt + k0 * N + n0, N);
+    for (int64_t n = n0; n < n0 + 8; ++n)
+      for (int64_t k = K8; k < K; ++k) bt[k * N + n] = B[n * ldb + k];
+  }
+  for (int64_t n = N8; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) bt[k * N + n] = B[n * ldb + k];
 }
 
 void gemm_small_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
