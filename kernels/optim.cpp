@@ -15,6 +15,28 @@ void adam_step_cpu(float* p, const float* g, float* m, float* v, int64_t n, cons
   });
 }
 
+void adam_step_multi_cpu(const AdamTensor* tensors, int64_t count, const AdamHyper& hr) {
+  int64_t total = 0;
+  for (int64_t t = 0; t < count; ++t) total += tensors[t].n;
+  // Thread k of T updates the k-th of T equal slices of every tensor: the same slices as
+  // adam_step_cpu's, which match the blocks the next forward's GEMMs give each thread (a linear
+  // layer's weight rows), so each thread finds its weights in its own cache. (One slice of the
+  // joint index space per thread instead measured 4% slower on the VAE's epoch.)
+  const int64_t threads = total < kElementwiseGrain ? 1 : omp_get_max_threads();
+  parallel_for(threads, 1, [&](int64_t k0, int64_t k1) {
+    const AdamHyper h = hr;
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t t = 0; t < count; ++t) {
+        const int64_t n = tensors[t].n, lo = n * k / threads, hi = n * (k + 1) / threads;
+        float* __restrict p = tensors[t].p;
+        const float* __restrict g = tensors[t].g;
+        float* __restrict m = tensors[t].m;
+        float* __restrict v = tensors[t].v;
+        for (int64_t i = lo; i < hi; ++i) adam_update(p[i], g[i], m[i], v[i], h);
+      }
+  });
+}
+
 void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHyper& hr) {
   parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
     const SgdHyper h = hr;

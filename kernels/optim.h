@@ -70,6 +70,18 @@ GT_HD inline void sgd_update(float& p, float g, float* buf, const SgdHyper& h) {
 
 // p, g, m, v: (n) — the parameter, its gradient, and Adam's two moment buffers (updated in place).
 void adam_step_cpu(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h);
+// Several tensors in one parallel region (PyTorch's "multi-tensor" idea): every thread updates its
+// slice of every tensor, so a model's many small tensors (biases, a 20-wide latent layer) are
+// updated in parallel too, with one fork/join per step instead of one per tensor.
+// Element for element the same arithmetic as adam_step_cpu.
+struct AdamTensor {
+  float* p;
+  const float* g;
+  float* m;
+  float* v;
+  int64_t n;
+};
+void adam_step_multi_cpu(const AdamTensor* tensors, int64_t count, const AdamHyper& h);
 void adam_step_cuda(float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h);
 // buf: (n) momentum buffer, may be null when momentum == 0.
 void sgd_step_cpu(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h);

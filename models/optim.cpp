@@ -93,6 +93,8 @@ void Adam::step() {
   // One step counter for all parameters: PyTorch keeps one per parameter, which only differs for
   // parameters that sometimes have no gradient (none in gentape's models).
   const AdamHyper h = adam_hyper(lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, o_.decoupled, steps_);
+  // CPU tensors are updated together in one pass (adam_step_multi_cpu), CUDA ones one kernel each.
+  cpu_batch_.clear();
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i].second;
     Tensor g = p.grad();
@@ -101,9 +103,13 @@ void Adam::step() {
       m_[i] = Tensor::zeros(p.shape(), p.device());
       v_[i] = Tensor::zeros(p.shape(), p.device());
     }
-    GT_DISPATCH(p.device(), adam_step_cpu(p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel(), h),
-                adam_step_cuda(p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel(), h));
+    if (p.device() == Device::CPU)
+      cpu_batch_.push_back({p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel()});
+    else
+      GT_DISPATCH(p.device(), GT_FAIL("unreachable"),
+                  adam_step_cuda(p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel(), h));
   }
+  if (!cpu_batch_.empty()) adam_step_multi_cpu(cpu_batch_.data(), (int64_t)cpu_batch_.size(), h);
 }
 
 std::map<std::string, Tensor> Adam::state_dict() const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/optim.h"
 
 namespace gt::optim {
 
@@ -73,6 +74,7 @@ class Adam : public Optimizer {
  private:
   AdamOptions o_;
   std::vector<Tensor> m_, v_;
+  std::vector<AdamTensor> cpu_batch_;  // step()'s list for adam_step_multi_cpu, reused (no allocation)
 };
 
 // An exponential moving average of parameters (Polyak averaging; diffusion models sample with it):
