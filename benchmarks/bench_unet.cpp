@@ -258,9 +258,9 @@ int bench_sample(const Args& args) {
               cpu / wall, gt::num_threads());
   std::printf("{%s, \"mode\": \"bench-sample\", \"n\": %lld, \"sample_steps\": %lld, \"total_s\": %.6f, "
               "\"per_step_s\": %.6f, \"cpu_per_wall\": %.4f, \"sample_mean\": %.6g, \"sample_std\": %.6g, "
-              "\"conv_gflop\": %.3f}\n",
+              "\"conv_gflop\": %.3f, \"peak_gflops\": %.1f}\n",
               json_config(unet).c_str(), (long long)args.n, (long long)args.sample_steps, wall, per_step, cpu / wall,
-              mean, stdev, conv_flops_step * (double)args.sample_steps / 1e9);
+              mean, stdev, conv_flops_step * (double)args.sample_steps / 1e9, gt::bench::peak_gflops(Device::CPU));
   return 0;
 }
 
@@ -351,9 +351,10 @@ int main(int argc, char** argv) {
   std::printf("{%s, \"mode\": \"bench-train\", \"batch\": %lld, \"steps\": %d, \"warmup\": %d, "
               "\"median_step_s\": %.6f, \"min_step_s\": %.6f, \"max_step_s\": %.6f, \"median_step_cpu_s\": %.6f, "
               "\"cpu_per_wall\": %.4f, \"last_loss\": %.6g, \"data\": \"random N(0, 1), one fixed batch\", "
-              "\"conv_gflop\": %.3f}\n",
+              "\"conv_gflop\": %.3f, \"peak_gflops\": %.1f}\n",
               json_config(unet).c_str(), (long long)B, opt.reps, opt.warmup, 1e-3 * ts.median_ms, 1e-3 * ts.min_ms,
-              1e-3 * step.max_ms, 1e-3 * step.median_cpu_ms, step.cpu_per_wall, last_loss, step_flops / 1e9);
+              1e-3 * step.max_ms, 1e-3 * step.median_cpu_ms, step.cpu_per_wall, last_loss, step_flops / 1e9,
+              gt::bench::peak_gflops(Device::CPU));
   std::fflush(stdout);
 
   if (!args.layers) return 0;
