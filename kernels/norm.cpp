@@ -127,7 +127,9 @@ void backward_impl(float* dx, float* dweight, float* dbias, float* work, const f
   float* wB = work;          // (N, C): rstd * B, this sample's share of dw
   float* wA = work + N * C;  // (N, C): A, this sample's share of db
   parallel_for(N * G, group_grain(M), [&](int64_t r0, int64_t r1) {
-    std::vector<float> scratch(kSilu ? (size_t)M : 0);
+    // This thread's buffer for one group's dy, grown once and then reused (no allocation per call).
+    thread_local std::vector<float> scratch;
+    if (kSilu && scratch.size() < (size_t)M) scratch.resize((size_t)M);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / G, c0 = (r % G) * Cg;
       const float hi = mean[2 * r], lo = mean[2 * r + 1], rs = rstd[r];
