@@ -135,6 +135,16 @@ void sum_dim_forward_cpu(float* out, const float* x, int64_t outer, int64_t n, i
 
 // d y[o,i] / d x[o,k,i] = scale for every k: the gradient is dout broadcast along n.
 void sum_dim_backward_cpu(float* dx, const float* dout, int64_t outer, int64_t n, int64_t inner, float scale) {
+  if (inner == 1) {  // a sum over the last dim (a per-sample loss): each row gets one value, added in one loop
+    parallel_for(outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(n, 1)), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const float g = scale * dout[o];
+        float* d = dx + o * n;
+        for (int64_t k = 0; k < n; ++k) d[k] += g;
+      }
+    });
+    return;
+  }
   parallel_for(outer * n * inner, kElementwiseGrain, [&](int64_t j0, int64_t j1) {
     for_element_runs(j0, j1, n, inner, [&](int64_t o, int64_t k, int64_t i0, int64_t i1) {
       float* d = dx + (o * n + k) * inner;
