@@ -339,6 +339,35 @@ TEST_CASE("gemm kernels: every tile edge, transpose, alpha, beta, bias and ReLU 
   REQUIRE(cases == 3 * 5 * 7 * 4);
 }
 
+TEST_CASE("gemm kernels: a long inner dimension (several K chunks) with beta, bias and ReLU", "[ops]") {
+  // gemm_small_block cuts K = 1100 into 3 chunks of at most 512 (367 each): the first applies beta,
+  // the last the bias and ReLU. Errors of float sums of 1100 terms in [-1, 1] are ~1e-5 here
+  // (sqrt(K) x 2^-24 x the sums' magnitude, ~10); a chunk lost, doubled or with beta applied
+  // twice errs by >= 0.1.
+  const int64_t M = 13, N = 70, K = 1100;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Generator gen(9);
+  const std::vector<float> A = pm1(gen, M * K), B = pm1(gen, K * N), C0 = pm1(gen, M * N), bias = pm1(gen, N);
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    INFO("ta " << ta << " tb " << tb);
+    for (float beta : {0.f, 1.f}) {
+      std::vector<float> C = beta == 0.f ? std::vector<float>(M * N, nan) : C0;
+      gemm_cpu(ta, tb, M, N, K, 1.f, A.data(), B.data(), beta, C.data());
+      CHECK(max_error(C.data(), gemm_reference(ta, tb, M, N, K, 1.f, A, B, beta, C0, nullptr, false)) <= 5e-4);
+    }
+    std::vector<float> C(M * N, nan);
+    gemm_bias_act_cpu(ta, tb, M, N, K, A.data(), B.data(), bias.data(), true, C.data());
+    CHECK(max_error(C.data(), gemm_reference(ta, tb, M, N, K, 1.f, A, B, 0.f, C0, bias.data(), true)) <= 5e-4);
+    if (gemm_small_available()) {
+      C = C0;
+      gemm_small_block(ta, tb, M, N, K, 1.f, A.data(), ta ? M : K, B.data(), tb ? K : N, 1.f, bias.data(), true,
+                       C.data(), N);
+      CHECK(max_error(C.data(), gemm_reference(ta, tb, M, N, K, 1.f, A, B, 1.f, C0, bias.data(), true)) <= 5e-4);
+    }
+  }
+}
+
 TEST_CASE("gemm_small_block: a block of a larger matrix (row strides above the widths)", "[ops]") {
   if (!gemm_small_available()) SUCCEED("no AVX-512 in this build: gemm_cpu uses Eigen only");
   else {
