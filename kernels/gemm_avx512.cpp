@@ -1,5 +1,5 @@
-// gemm_small.cpp: the outer-product GEMM kernel of gemm_small.h (AVX-512 intrinsics).
-#include "kernels/gemm_small.h"
+// gemm_avx512.cpp: the outer-product GEMM kernel of gemm_avx512.h (AVX-512 intrinsics).
+#include "kernels/gemm_avx512.h"
 
 #include <vector>
 
@@ -127,9 +127,9 @@ void transpose_b(const float* B, int64_t ldb, int64_t N, int64_t K, float* bt) {
 
 }  // namespace
 
-bool gemm_small_available() { return true; }
+bool gemm_avx512_available() { return true; }
 
-void gemm_small_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+void gemm_avx512_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                       const float* B, int64_t ldb, float beta, const float* bias, bool relu, float* C,
                       int64_t ldc) {
   const int64_t a_rs = ta ? 1 : lda, a_ks = ta ? lda : 1;
@@ -169,19 +169,19 @@ void gemm_small_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
 
 #else  // no AVX-512: kernels/matmul.cpp never calls the kernel
 
-bool gemm_small_available() { return false; }
+bool gemm_avx512_available() { return false; }
 
-void gemm_small_block(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+void gemm_avx512_block(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                       float, const float*, bool, float*, int64_t) {
-  GT_FAIL("gemm_small_block: this build has no AVX-512 (check gemm_small_available() first)");
+  GT_FAIL("gemm_avx512_block: this build has no AVX-512 (check gemm_avx512_available() first)");
 }
 
 #endif
 
-bool gemm_small_preferred(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+bool gemm_avx512_preferred(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
   (void)ta;
-  if (!gemm_small_available() || M == 0 || N == 0 || K == 0) return false;
-  return !(tb && K * N > kGemmSmallPackMax && M < kGemmSmallPackMinRows);
+  if (!gemm_avx512_available() || M == 0 || N == 0 || K == 0) return false;
+  return !(tb && K * N > kGemmAvx512PackMax && M < kGemmAvx512PackMinRows);
 }
 
 }  // namespace gt
