@@ -1,9 +1,9 @@
 // matmul.cpp: CPU GEMM, C = alpha * op(A) op(B) + beta * C, on row-major pointers.
 //
 // Two kernels. On AVX-512 builds most products go to gemm_avx512_block (kernels/gemm_avx512.h): an
-// outer-product kernel that reads B's rows in place (a B stored transposed is transposed one
-// cache-sized panel at a time into a per-thread buffer) and runs at 200-220 GFLOP/s per core on this project's
-// VM, whose measured FMA peak is ~222 GFLOP/s per core. The rest, and every product on machines
+// outer-product kernel that reads B's rows in place (a B stored transposed is first transposed
+// into a per-thread buffer) and ran the VAE's shapes at 200-220 GFLOP/s on one core of this
+// project's VM, whose measured FMA peak is ~222 GFLOP/s per core. The rest, and every product on machines
 // without AVX-512, go to Eigen: Eigen::Map views the raw pointers as row-major matrices without
 // copying, a transposed operand is Map(...).transpose(), `noalias()` writes the product straight
 // into C. Eigen's gebp kernel ran the VAE's shapes at 140-150 GFLOP/s per core here
@@ -115,8 +115,8 @@ void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
   if (K > 0 && gemm_avx512_preferred(ta, tb, M, N, K)) {
     const int64_t lda = ta ? M : K, ldb = tb ? K : N;
     split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-      gemm_avx512_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0,
-                  ldb, beta, nullptr, false, C + r0 * N + c0, N);
+      gemm_avx512_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda,
+                        tb ? B + c0 * ldb : B + c0, ldb, beta, nullptr, false, C + r0 * N + c0, N);
     });
     return;
   }
@@ -141,8 +141,8 @@ void gemm_bias_act_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   if (K > 0 && gemm_avx512_preferred(ta, tb, M, N, K)) {
     split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-      gemm_avx512_block(ta, tb, r1 - r0, c1 - c0, K, 1.0f, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0,
-                  ldb, 0.0f, bias ? bias + c0 : nullptr, relu, C + r0 * N + c0, N);
+      gemm_avx512_block(ta, tb, r1 - r0, c1 - c0, K, 1.0f, ta ? A + r0 : A + r0 * lda, lda,
+                        tb ? B + c0 * ldb : B + c0, ldb, 0.0f, bias ? bias + c0 : nullptr, relu, C + r0 * N + c0, N);
     });
     return;
   }

@@ -103,11 +103,12 @@ void Adam::step() {
       m_[i] = Tensor::zeros(p.shape(), p.device());
       v_[i] = Tensor::zeros(p.shape(), p.device());
     }
-    if (p.device() == Device::CPU)
+    if (p.device() == Device::CPU) {
       cpu_batch_.push_back({p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel()});
-    else
-      GT_DISPATCH(p.device(), GT_FAIL("unreachable"),
-                  adam_step_cuda(p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel(), h));
+      continue;
+    }
+    // Not a CPU tensor: CUDA (a build without CUDA names the problem here).
+    GT_DISPATCH(p.device(), (void)0, adam_step_cuda(p.data(), g.data(), m_[i].data(), v_[i].data(), p.numel(), h));
   }
   if (!cpu_batch_.empty()) adam_step_multi_cpu(cpu_batch_.data(), (int64_t)cpu_batch_.size(), h);
 }
