@@ -9,7 +9,7 @@
 //   96->32  1x1 s1 p0 @ 28x28   an up-path skip                 im2col + GEMM
 // FLOPs of each pass: 2 B O C kh kw Ho Wo (forward, input gradient and weight gradient alike).
 //
-// Check first, at batch 4 (so that the reference stays cheap): y, dx and dw from
+// Check first, at batch 4 (so that the reference stays cheap): y, dx, dw and db from
 // conv2d_forward_cpu / conv2d_backward_cpu against a double-precision loop over the definition
 // y[b,o,p,q] = bias[o] + sum_{c,i,j} w[o,c,i,j] x[b,c,p s - pad + i, q s - pad + j]; on CUDA each
 // against the same reference. Then time at batch 64: "fwd" (y written), "dx" (the input gradient
@@ -104,16 +104,28 @@ int main(int argc, char** argv) {
         gt::bench::check_close(tag + " fwd cpu vs double", y, ry, 1e-4, 1e-4);
         gt::bench::check_close(tag + " dx cpu vs double", dx, rdx, 1e-4, 1e-4);
         gt::bench::check_close(tag + " dw cpu vs double", dw, rdw, 1e-3, 1e-4);
+        // The weight and bias gradients asked for together: the direct kernel makes db in the
+        // weight gradient's own pass over dy. db[o] = sum over b, p, q of dy.
+        std::vector<double> rdb((size_t)k.O, 0.0);
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t o = 0; o < k.O; ++o)
+            for (int64_t i = 0; i < g.Ho * g.Wo; ++i) rdb[(size_t)o] += dy[(size_t)((b * k.O + o) * g.Ho * g.Wo + i)];
+        std::vector<float> dw2(nw, 0.f), db((size_t)k.O, 0.f);
+        gt::conv2d_backward_cpu(g, x.data(), w.data(), dy.data(), nullptr, dw2.data(), db.data());
+        gt::bench::check_close(tag + " dw (with db) cpu vs double", dw2, rdw, 1e-3, 1e-4);
+        gt::bench::check_close(tag + " db cpu vs double", db, rdb, 1e-3, 1e-4);
 #if GENTAPE_HAS_CUDA
         if (cuda) {
           auto up = [](const std::vector<float>& v) { return Tensor::from_vector(v, {(int64_t)v.size()}, Device::CUDA); };
           Tensor gx = up(x), gw = up(w), gb = up(bias), gdy = up(dy), gy = Tensor::empty({ny}, Device::CUDA);
           Tensor gdx = Tensor::zeros({nx}, Device::CUDA), gdw = Tensor::zeros({nw}, Device::CUDA);
           gt::conv2d_forward_cuda(g, gx.data(), gw.data(), gb.data(), gy.data());
-          gt::conv2d_backward_cuda(g, gx.data(), gw.data(), gdy.data(), gdx.data(), gdw.data(), nullptr);
+          Tensor gdb = Tensor::zeros({k.O}, Device::CUDA);
+          gt::conv2d_backward_cuda(g, gx.data(), gw.data(), gdy.data(), gdx.data(), gdw.data(), gdb.data());
           gt::bench::check_close(tag + " fwd cuda vs double", gy.to_vector(), ry, 1e-4, 1e-4);
           gt::bench::check_close(tag + " dx cuda vs double", gdx.to_vector(), rdx, 1e-4, 1e-4);
           gt::bench::check_close(tag + " dw cuda vs double", gdw.to_vector(), rdw, 1e-3, 1e-4);
+          gt::bench::check_close(tag + " db cuda vs double", gdb.to_vector(), rdb, 1e-3, 1e-4);
         }
 #endif
         continue;
