@@ -122,6 +122,131 @@ void run(const float* xpad, int64_t B, int64_t C, int64_t H, int64_t W, int64_t 
                });
 }
 
+#if defined(__AVX512F__)
+// ---- forward on flat planes (AVX-512) ----
+//
+// The row tiles above give each output row NV whole vectors: 28 of 32 lanes do work at W = 28, 14
+// of 16 at W = 14. Here a plane of H*W outputs is one run of pixels, cut into vectors of 16
+// consecutive ones whatever their rows (784 = 49 x 16 at 28 x 28). The input plane is laid out
+// flat too, with W + 1 zeros before and after (xf): output pixel p's tap (i, j) is then
+// xf[p + i W + j] — rows -1 and H fall into the zeros — except that tap j = 0 at column 0 and tap
+// j = 2 at column W - 1 would wrap into the neighbouring row: those lanes are masked off the load.
+constexpr int kFlatMR = 8;   // output channels per tile
+constexpr int kFlatNV = 3;   // vectors of 16 pixels per tile: 24 accumulators
+
+template <int MR, int NV>
+void flat_tile(const float* xf, int64_t C, int64_t P, const float* wt, int64_t O, int64_t o0, int64_t p0,
+               int64_t HW, int64_t W, float* y, const float* bias, bool accumulate) {
+  // xf: this image's padded planes (C, P); y: its output (O, HW); pixels [p0, p0 + 16 NV).
+  __mmask16 left[NV], right[NV], live[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    unsigned l = 0, r = 0, a = 0;
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const int64_t p = p0 + v * kLanes + lane;
+      if (p >= HW) continue;
+      const int64_t w = p % W;
+      a |= 1u << lane;
+      if (w != 0) l |= 1u << lane;
+      if (w != W - 1) r |= 1u << lane;
+    }
+    left[v] = (__mmask16)l;
+    right[v] = (__mmask16)r;
+    live[v] = (__mmask16)a;
+  }
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int t = 0; t < MR; ++t)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[t][v] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; ++c) {
+    const float* xc = xf + c * P + p0;
+    const float* wc = wt + c * 9 * O + o0;
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; ++i)
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        const float* src = xc + i * W + j;
+        __m512 xv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+          xv[v] = j == 0   ? _mm512_maskz_loadu_ps(left[v], src + v * kLanes)
+                  : j == 2 ? _mm512_maskz_loadu_ps(right[v], src + v * kLanes)
+                           : _mm512_loadu_ps(src + v * kLanes);  // lanes past HW read zeros, never stored
+        const float* wk = wc + (i * 3 + j) * O;
+#pragma GCC unroll 8
+        for (int t = 0; t < MR; ++t) {
+          const __m512 b = _mm512_set1_ps(wk[t]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[t][v] = _mm512_fmadd_ps(b, xv[v], acc[t][v]);
+        }
+      }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < MR; ++t) {
+    const __m512 b = _mm512_set1_ps(bias ? bias[o0 + t] : 0.0f);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* dst = y + (o0 + t) * HW + p0 + v * kLanes;
+      __m512 r = _mm512_add_ps(acc[t][v], b);
+      if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(live[v], dst));
+      _mm512_mask_storeu_ps(dst, live[v], r);
+    }
+  }
+}
+
+// Every pixel tile of channels [o0, o0 + MR) of one image; the last tile has 1..kFlatNV vectors.
+template <int MR>
+void flat_channels(const float* xf, int64_t C, int64_t P, const float* wt, int64_t O, int64_t o0, int64_t HW,
+                   int64_t W, float* y, const float* bias, bool accumulate) {
+  constexpr int64_t step = kFlatNV * kLanes;
+  int64_t p0 = 0;
+  for (; p0 + step <= HW; p0 += step) flat_tile<MR, kFlatNV>(xf, C, P, wt, O, o0, p0, HW, W, y, bias, accumulate);
+  static_assert(kFlatNV == 3, "the tail below handles 1..3 vectors");
+  switch ((HW - p0 + kLanes - 1) / kLanes) {  // 0..kFlatNV vectors left, the last one possibly partial
+    case 1: flat_tile<MR, 1>(xf, C, P, wt, O, o0, p0, HW, W, y, bias, accumulate); break;
+    case 2: flat_tile<MR, 2>(xf, C, P, wt, O, o0, p0, HW, W, y, bias, accumulate); break;
+    case 3: flat_tile<MR, 3>(xf, C, P, wt, O, o0, p0, HW, W, y, bias, accumulate); break;
+    default: break;
+  }
+}
+
+// Planes (n, H*W) -> (n, P), P = H*W + 2(W+1) + 16: W+1 zeros, the pixels, W+1 zeros, and 16 more
+// so that a last vector's unmasked centre-tap load stays inside the plane.
+int64_t flat_plane(int64_t H, int64_t W) { return H * W + 2 * (W + 1) + kLanes; }
+void pad_flat(const float* x, int64_t n, int64_t H, int64_t W, float* xf) {
+  const int64_t HW = H * W, P = flat_plane(H, W);
+  parallel_for(n, std::max<int64_t>(1, kElementwiseGrain / P), [&](int64_t begin, int64_t end) {
+    for (int64_t q = begin; q < end; ++q) {
+      float* dst = xf + q * P;
+      std::fill(dst, dst + W + 1, 0.0f);
+      std::memcpy(dst + W + 1, x + q * HW, (size_t)HW * sizeof(float));
+      std::fill(dst + W + 1 + HW, dst + P, 0.0f);
+    }
+  });
+}
+
+void run_flat(const float* xf, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
+              const float* bias, float* y, bool accumulate) {
+  const int64_t HW = H * W, P = flat_plane(H, W);
+  const int64_t tiles = (O + kFlatMR - 1) / kFlatMR;
+  const int64_t work = 9 * C * kFlatMR * HW;  // multiply-adds per (image, channel tile) task
+  parallel_for(B * tiles, std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(work, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t task = begin; task < end; ++task) {
+                   const int64_t b = task / tiles, o0 = task % tiles * kFlatMR;
+                   const float* xb = xf + b * C * P;
+                   float* yb = y + b * O * HW;
+                   if (o0 + kFlatMR <= O) {
+                     flat_channels<kFlatMR>(xb, C, P, wt, O, o0, HW, W, yb, bias, accumulate);
+                   } else {
+                     for (int64_t o = o0; o < O; ++o) flat_channels<1>(xb, C, P, wt, O, o, HW, W, yb, bias, accumulate);
+                   }
+                 }
+               });
+}
+#endif
+
 // Planes (n, H, W) -> (n, H+2, S): a zero border of one pixel, rows of S >= W+2 floats, zeros after
 // the row's W+1 entries. A load of NV vectors at tap offset j <= 2 then stays inside its row, and the
 // lanes past W read zeros or real pixels (finite numbers: never stored, or multiplied by 0).
@@ -313,6 +438,18 @@ void conv3x3_weights_backward(const float* w, int64_t O, int64_t C, float* wt) {
 
 void conv3x3_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
                  const float* bias, float* y, bool accumulate) {
+#if defined(__AVX512F__)
+  if (B == 0) return;
+  Tensor pad = Tensor::empty({B * C * flat_plane(H, W)});
+  pad_flat(x, B * C, H, W, pad.data());
+  run_flat(pad.data(), B, C, H, W, wt, O, bias, y, accumulate);
+#else
+  conv3x3_rows_cpu(x, B, C, H, W, wt, O, bias, y, accumulate);
+#endif
+}
+
+void conv3x3_rows_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
+                      const float* bias, float* y, bool accumulate) {
   if (B == 0) return;
   const int NV = W <= kLanes ? 1 : 2;
   const int64_t S = NV * kLanes + 2, plane = (H + 2) * S;

@@ -40,9 +40,16 @@ void conv3x3_weights_forward(const float* w, int64_t O, int64_t C, float* wt);
 void conv3x3_weights_backward(const float* w, int64_t O, int64_t C, float* wt);
 
 // y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) with tap-major weights wt (C*9, O);
-// bias (O) or nullptr. Threads split the (image, channel tile) pairs.
+// bias (O) or nullptr. Threads split the (image, channel tile) pairs. With AVX-512 the tiles run
+// along the flattened plane (16 consecutive pixels per vector whatever their rows, the taps that
+// would wrap across a row edge masked off: no idle lanes at W = 28 or 14); otherwise
+// conv3x3_rows_cpu.
 void conv3x3_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
                  const float* bias, float* y, bool accumulate);
+// The same with row tiles (MR channels x R rows x NV vectors per row; any vector ISA): the kernel
+// without AVX-512, kept callable so that tests can check the two against each other.
+void conv3x3_rows_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
+                      const float* bias, float* y, bool accumulate);
 
 // dw (O, C, 3, 3) += the weight gradient of conv3x3 (stride 1, padding 1): x (B, C, H, W), dy (B, O, H, W).
 // Threads split the images; each sums 16-lane partials of dw (O*C*9*16 floats per thread), added in

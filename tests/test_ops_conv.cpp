@@ -290,12 +290,16 @@ TEST_CASE("conv: shape errors name the shapes", "[ops]") {
   REQUIRE_THROWS_WITH(avg_pool2d(x, 2, 0), Contains("stride"));
 }
 
-// The direct 3x3 kernels against im2col + GEMM (the general path, itself checked above) at the
-// U-Net's sizes, where a wrong tap, lane or tile edge shows as an O(1) error. Tolerance: sums of up
+// The direct 3x3 kernels (both forward variants: flat-plane tiles with AVX-512, row tiles otherwise)
+// against im2col + GEMM (the general path, itself checked above) at the U-Net's sizes and at odd
+// widths (31, 1: every lane of a flat tile masked on the edge taps), where a wrong tap, lane, mask
+// or tile edge shows as an O(1) error. Tolerance: sums of up
 // to B*H*W = 1568 terms of O(1) products in float32, in different orders.
 TEST_CASE("conv3x3: direct kernels equal im2col + GEMM at U-Net sizes", "[ops]") {
+  // H*W = 784, 196, 155, 6, 180, 25: the flat kernel's last tile holds 1, 1, 1, 1, 3 and 2 vectors.
   for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{{2, 32, 28, 28, 32}, {3, 20, 14, 14, 13},
-                                                                        {2, 3, 5, 31, 17}, {2, 7, 6, 1, 9}}) {
+                                                                        {2, 3, 5, 31, 17}, {2, 7, 6, 1, 9},
+                                                                        {2, 5, 9, 20, 10}, {1, 3, 5, 5, 4}}) {
     INFO("x (" << B << ", " << C << ", " << H << ", " << W << "), O = " << O);
     REQUIRE(conv3x3_applies(3, 3, 1, 1, W));
     Generator gen(11);
@@ -314,12 +318,19 @@ TEST_CASE("conv3x3: direct kernels equal im2col + GEMM at U-Net sizes", "[ops]")
     conv3x3_weights_forward(w.data(), O, C, wt.data());
     conv3x3_cpu(x.data(), B, C, H, W, wt.data(), O, bias.data(), got.data(), false);
     for (size_t i = 0; i < want.size(); ++i) REQUIRE(got[i] == Approx(want[i]).margin(1e-4).epsilon(1e-4));
+    // The row-tile kernel (the one used without AVX-512) on the same problem, from garbage.
+    std::fill(got.begin(), got.end(), 7.0f);
+    conv3x3_rows_cpu(x.data(), B, C, H, W, wt.data(), O, bias.data(), got.data(), false);
+    for (size_t i = 0; i < want.size(); ++i) REQUIRE(got[i] == Approx(want[i]).margin(1e-4).epsilon(1e-4));
     // Input gradient: dx[b] = col2im(W^T dy[b]), accumulated onto 1.
     std::vector<float> dcol((size_t)(B * CK * L)), dx_want((size_t)(B * C * L), 1.0f), dx_got(dx_want), wtb((size_t)(CK * O));
     for (int64_t b = 0; b < B; ++b) gemm_cpu(true, false, CK, L, O, 1.f, w.data(), dy.data() + b * O * L, 0.f, dcol.data() + b * CK * L);
     col2im_cpu(dcol.data(), B, cg, dx_want.data(), true);
     conv3x3_weights_backward(w.data(), O, C, wtb.data());
     conv3x3_cpu(dy.data(), B, O, H, W, wtb.data(), C, nullptr, dx_got.data(), true);
+    for (size_t i = 0; i < dx_want.size(); ++i) REQUIRE(dx_got[i] == Approx(dx_want[i]).margin(1e-4).epsilon(1e-4));
+    std::fill(dx_got.begin(), dx_got.end(), 1.0f);
+    conv3x3_rows_cpu(dy.data(), B, O, H, W, wtb.data(), C, nullptr, dx_got.data(), true);
     for (size_t i = 0; i < dx_want.size(); ++i) REQUIRE(dx_got[i] == Approx(dx_want[i]).margin(1e-4).epsilon(1e-4));
     // Weight gradient: dW = sum_b dy[b] col[b]^T, accumulated onto 0.5.
     std::vector<float> dw_want((size_t)(O * CK), 0.5f), dw_got(dw_want);
