@@ -9,7 +9,10 @@
 // tap (i, j) needs for output row h is then the contiguous run xp[c, h+i, j : j+W], and a register
 // tile of outputs — MR output channels x R output rows x W columns, W in NV vectors of 16 floats —
 // accumulates straight from it: per tap, R*NV vector loads and MR broadcasts feed MR*R*NV fused
-// multiply-adds. No column matrix, no packing.
+// multiply-adds. No column matrix, no packing. With AVX-512 the forward tiles run along the
+// flattened plane instead (kernels/conv3x3.cpp, "forward on flat planes"): 16 consecutive pixels per
+// vector whatever their rows, the taps that would wrap across a row edge masked off the load, so
+// that no lane idles when W is not a multiple of 16 (28 of 32 lanes worked at W = 28 with row tiles).
 //
 // The weights come tap-major, wt (C*9, O), so a tap's MR weights are adjacent:
 //   forward:      wt[(c*3+i)*3+j, o] = w[o, c, i, j]                      (conv3x3_weights_forward)
