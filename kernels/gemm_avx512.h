@@ -35,11 +35,12 @@ bool gemm_avx512_available();
 
 // Whether gemm_cpu / gemm_bias_act_cpu send a product with these transposes and sizes here: every
 // product on AVX-512, except a B stored (N, K) that is large (K N > kGemmAvx512PackMax) and used by
-// few rows of A (M < kGemmAvx512PackMinRows) — there transposing B costs more than it saves (32 x 288
-// x 784 measured 135 us against Eigen's 111 us on one core, with a whole-B transpose).
+// few rows of A (M < kGemmAvx512PackMinRows) — there transposing B costs more than it saves. With
+// the 8 x 8 register transposes the crossover is at M ~ 32 (x W^T with N = 288, K = 784 on one
+// core: M = 16 76 us vs Eigen's 66, M = 32 107 vs 112; M = 1 46 vs 10).
 bool gemm_avx512_preferred(bool ta, bool tb, int64_t M, int64_t N, int64_t K);
 constexpr int64_t kGemmAvx512PackMax = 16384;
-constexpr int64_t kGemmAvx512PackMinRows = 64;
+constexpr int64_t kGemmAvx512PackMinRows = 32;
 
 // One block on the calling thread: C (M, N) with row stride ldc = act(alpha op(A) op(B) + beta C +
 // bias). A is stored (M, K) with row stride lda, or (K, M) when ta; B is stored (K, N) with row
