@@ -173,24 +173,19 @@ double measure_fma_gflops(int threads) {
   constexpr int kLanes = 16;
   auto set1 = [](float x) { return _mm512_set1_ps(x); };
   auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
-  auto sum = [](V a) {
-    float f[16];
-    _mm512_storeu_ps(f, a);
-    float t = 0;
-    for (float x : f) t += x;
-    return t;
-  };
 #else
   using V = __m256;
   constexpr int kLanes = 8;
   auto set1 = [](float x) { return _mm256_set1_ps(x); };
   auto fma = [](V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); };
-  auto sum = [](V a) {
-    float f[8];
-    _mm256_storeu_ps(f, a);
-    return f[0] + f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7];
-  };
 #endif
+  auto sum = [](V a) {  // the lanes' total, only to keep the chains alive
+    float f[kLanes];
+    std::memcpy(f, &a, sizeof f);
+    float t = 0;
+    for (float x : f) t += x;
+    return t;
+  };
   constexpr int kChains = 24;
   const int64_t iters = 1 << 20;
   double best = 1e30;
