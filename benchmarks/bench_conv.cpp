@@ -2,12 +2,15 @@
 // U-Net's shapes, each checked and timed alone.
 //
 // Cases (batch 64, as the U-Net's training step):
-//   32->32  3x3 s1 p1 @ 28x28   the 28 x 28 ResBlocks          direct kernels (kernels/conv3x3.h)
-//   64->64  3x3 s1 p1 @ 14x14   the 14 x 14 ResBlocks          direct
-//   96->32  3x3 s1 p1 @ 28x28   the first up-path ResBlock      direct
+//   32->32  3x3 s1 p1 @ 28x28   the 28 x 28 ResBlocks          Winograd (kernels/winograd.h), then
+//                                                              the direct kernels (kernels/conv3x3.h)
+//   64->64  3x3 s1 p1 @ 14x14   the 14 x 14 ResBlocks          Winograd, then direct
+//   96->32  3x3 s1 p1 @ 28x28   the first up-path ResBlock      Winograd, then direct
 //   32->32  3x3 s2 p1 @ 28x28   the downsampling convolution    im2col + GEMM (kernels/conv.cpp)
 //   96->32  1x1 s1 p0 @ 28x28   an up-path skip                 im2col + GEMM
-// FLOPs of each pass: 2 B O C kh kw Ho Wo (forward, input gradient and weight gradient alike).
+// FLOPs of each pass: 2 B O C kh kw Ho Wo (forward, input gradient and weight gradient alike), the
+// direct algorithm's count for every algorithm, so Winograd's GFLOP/s are effective ones (it does
+// ~4x fewer multiplications) and compare directly with the direct kernels' times.
 //
 // Check first, at batch 4 (so that the reference stays cheap): y, dx, dw and db from
 // conv2d_forward_cpu / conv2d_backward_cpu against a double-precision loop over the definition
@@ -24,6 +27,7 @@
 #include "core/device.h"
 #include "core/tensor.h"
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 
 namespace {
 
@@ -75,10 +79,14 @@ int main(int argc, char** argv) {
   std::printf("timing: median (and min) of %d repetitions after %d warm-up runs; checks at batch 4, timing at 64\n",
               opt.reps, opt.warmup);
 
-  const Case cases[] = {{32, 32, 28, 3, 1, 1, "direct"},   {64, 64, 14, 3, 1, 1, "direct"},
-                        {96, 32, 28, 3, 1, 1, "direct"},   {32, 32, 28, 3, 2, 1, "im2col+gemm"},
-                        {96, 32, 28, 1, 1, 0, "im2col+gemm"}};
+  const Case cases[] = {{32, 32, 28, 3, 1, 1, "winograd"}, {32, 32, 28, 3, 1, 1, "direct"},
+                        {64, 64, 14, 3, 1, 1, "winograd"}, {64, 64, 14, 3, 1, 1, "direct"},
+                        {96, 32, 28, 3, 1, 1, "winograd"}, {96, 32, 28, 3, 1, 1, "direct"},
+                        {32, 32, 28, 3, 2, 1, "im2col+gemm"}, {96, 32, 28, 1, 1, 0, "im2col+gemm"}};
   for (const Case& k : cases) {
+    const bool wino = std::string(k.what) == "winograd";
+    if (wino && !gt::conv3x3_winograd_available()) continue;  // no AVX-512: conv2d runs the direct kernel
+    gt::set_conv3x3_algo(wino ? gt::Conv3x3Algo::Winograd : gt::Conv3x3Algo::Direct);
     const std::string name = "conv " + std::to_string(k.C) + "->" + std::to_string(k.O) + " " + std::to_string(k.k) +
                              "x" + std::to_string(k.k) + " s" + std::to_string(k.stride) + " @" +
                              std::to_string(k.H) + "x" + std::to_string(k.H) + " (" + k.what + ")";

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/conv3x3.h"
+#include "kernels/winograd.h"
 #include "kernels/matmul.h"
 #include "kernels/parallel.h"
 
@@ -224,7 +225,21 @@ void col2im_cpu(const float* col, int64_t B, const ColGeom& g, float* x, bool ac
 
 // ---------------------------------------------------------------- conv2d
 
+namespace {
+// 3x3, stride 1, padding 1, channels in multiples of 16, on AVX-512: the Winograd kernels (winograd.h).
+bool winograd_applies(const Conv2dGeom& g) {
+  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && conv3x3_winograd_applies(g.C, g.O);
+}
+}  // namespace
+
 void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y) {
+  if (winograd_applies(g)) {  // F(4x4, 3x3): 4x fewer multiplications (winograd.h)
+    Tensor wt = Tensor::empty({g.C * 9 * g.O}), U = Tensor::empty({kWinogradPoints * g.C * g.O});
+    conv3x3_weights_forward(w, g.O, g.C, wt.data());
+    winograd_weights(wt.data(), g.C, g.O, U.data());
+    conv3x3_winograd_cpu(x, g.B, g.C, g.H, g.W, U.data(), g.O, bias, y, /*accumulate=*/false);
+    return;
+  }
   if (conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {  // direct, no column matrix (conv3x3.h)
     Tensor wt = Tensor::empty({g.C * 9 * g.O});
     conv3x3_weights_forward(w, g.O, g.C, wt.data());
@@ -253,10 +268,23 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
                          float* dw, float* db, bool dx_overwrite) {
   const ColGeom cg = detail::conv2d_col_geom(g);
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
+  const bool wino = winograd_applies(g);
   const bool direct = conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W);
-  const bool direct_dw = dw && direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads());
-  // db[o] += sum_{b,l} dy[b,o,l] (the direct weight gradient makes it in its pass over dy)
+  const bool direct_dw = dw && (wino || (direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())));
+  // db[o] += sum_{b,l} dy[b,o,l] (the direct weight gradients make it in their pass over dy)
   if (db && !direct_dw) channel_sum_cpu(dy, g.B, g.O, L, db);
+  if (dx && wino) {
+    // dx (+)= the Winograd convolution of dy with the flipped, channel-swapped kernel.
+    Tensor wt = Tensor::empty({g.O * 9 * g.C}), U = Tensor::empty({kWinogradPoints * g.O * g.C});
+    conv3x3_weights_backward(w, g.O, g.C, wt.data());
+    winograd_weights(wt.data(), g.O, g.C, U.data());
+    conv3x3_winograd_cpu(dy, g.B, g.O, g.H, g.W, U.data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
+    dx = nullptr;
+  }
+  if (dw && wino) {
+    conv3x3_winograd_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw, db);
+    dw = nullptr;
+  }
   if (dx && direct) {
     // dx (+)= conv3x3(dy) with the flipped, channel-swapped kernel (conv3x3.h).
     Tensor wt = Tensor::empty({g.O * 9 * g.C});
@@ -264,7 +292,7 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
     conv3x3_cpu(dy, g.B, g.O, g.H, g.W, wt.data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
     dx = nullptr;
   }
-  if (direct_dw) {
+  if (dw && direct_dw) {
     conv3x3_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw, db);
     dw = nullptr;
   }

@@ -1,0 +1,433 @@
+// winograd.cpp: the F(4x4, 3x3) Winograd convolution on AVX-512 (equations, layout and accuracy in
+// winograd.h).
+#include "kernels/winograd.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/gemm_avx512.h"
+#include "kernels/parallel.h"
+
+#include <omp.h>
+
+namespace gt {
+
+namespace {
+
+Conv3x3Algo initial_algo() {
+  const char* env = std::getenv("GENTAPE_CONV3X3");
+  if (!env || !*env) return Conv3x3Algo::Winograd;
+  const std::string s(env);
+  if (s == "winograd") return Conv3x3Algo::Winograd;
+  if (s == "direct") return Conv3x3Algo::Direct;
+  GT_FAIL("GENTAPE_CONV3X3=" << s << ": expected winograd or direct");
+}
+
+Conv3x3Algo& algo_setting() {
+  static Conv3x3Algo algo = initial_algo();
+  return algo;
+}
+
+// G (6, 3) of F(4x4, 3x3) in double; GG[a*6+b][i*3+j] = G[a][i] G[b][j] maps a 3x3 kernel to its 36
+// points (U = G w G^T), and its transpose maps dU back (dw = G^T dU G).
+constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
+                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                             {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                             {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                             {0, 0, 1}};
+float gg(int xi, int tap) { return (float)(kG[xi / 6][tap / 3] * kG[xi % 6][tap % 3]); }
+
+}  // namespace
+
+Conv3x3Algo conv3x3_algo() { return algo_setting(); }
+void set_conv3x3_algo(Conv3x3Algo algo) { algo_setting() = algo; }
+
+bool conv3x3_winograd_applies(int64_t C, int64_t O) {
+  return conv3x3_winograd_available() && C > 0 && O > 0 && C % 16 == 0 && O % 16 == 0 &&
+         conv3x3_algo() == Conv3x3Algo::Winograd;
+}
+
+void winograd_weights(const float* wt, int64_t C, int64_t O, float* U) {
+  // U[xi][c][o] = sum_tap GG[xi][tap] wt[c*9 + tap][o]: contiguous in o, so the inner loop vectorises.
+  float coef[kWinogradPoints][9];
+  for (int xi = 0; xi < kWinogradPoints; ++xi)
+    for (int tap = 0; tap < 9; ++tap) coef[xi][tap] = gg(xi, tap);
+  parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(O, 1)), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int xi = 0; xi < kWinogradPoints; ++xi) {
+        float* dst = U + (xi * C + c) * O;
+        std::fill(dst, dst + O, 0.0f);
+        for (int tap = 0; tap < 9; ++tap) {
+          const float k = coef[xi][tap];
+          if (k == 0.0f) continue;
+          const float* src = wt + (c * 9 + tap) * O;
+          for (int64_t o = 0; o < O; ++o) dst[o] += k * src[o];
+        }
+      }
+  });
+}
+
+#if defined(__AVX512F__)
+
+namespace {
+
+constexpr int kL = 16;  // channels per vector
+
+// ---- the 1-D transforms on vectors (16 channels at once) ----
+
+// z = B^T d (6 -> 6)
+inline void bt6(const __m512 d[6], __m512 z[6]) {
+  const __m512 four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f), two = _mm512_set1_ps(2.f);
+  z[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+  z[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+  z[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+  z[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
+  z[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
+  z[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+// y = A^T m (6 -> 4)
+inline void at6(const __m512 m[6], __m512 y[4]) {
+  const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+  const __m512 c = _mm512_add_ps(m[3], m[4]), e = _mm512_sub_ps(m[3], m[4]);
+  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), e, b);
+  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.f), c, a);
+  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), e, b), m[5]);
+}
+
+// m = A y (4 -> 6), the adjoint of at6
+inline void a4(const __m512 y[4], __m512 m[6]) {
+  const __m512 p = _mm512_add_ps(y[0], y[2]), q = _mm512_add_ps(y[1], y[3]);  // even / odd
+  const __m512 p4 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), y[2], y[0]);
+  const __m512 q4 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), y[3], y[1]);           // y1 + 4 y3
+  m[0] = y[0];
+  m[1] = _mm512_add_ps(p, q);
+  m[2] = _mm512_sub_ps(p, q);
+  m[3] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), q4, p4);   // y0 + 2 y1 + 4 y2 + 8 y3
+  m[4] = _mm512_fnmadd_ps(_mm512_set1_ps(2.f), q4, p4);  // y0 - 2 y1 + 4 y2 - 8 y3
+  m[5] = y[3];
+}
+
+// 16 x 16 transpose in registers: afterwards r[j] lane i is the old r[i] lane j.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4i+k], 128-bit lane q: column 4q+k of rows 4i .. 4i+3
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // column 4q+k = lane q of r[k], r[4+k], r[8+k], r[12+k]
+  for (int k = 0; k < 4; ++k) {
+    const __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    const __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88),
+                 d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
+    t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xdd);
+    t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+inline __mmask16 lanes_in(int64_t lo, int64_t hi) {  // lanes l with lo <= l < hi (clamped to 0..16)
+  lo = std::max<int64_t>(lo, 0);
+  hi = std::min<int64_t>(hi, kL);
+  if (hi <= lo) return 0;
+  return (__mmask16)(((1u << (hi - lo)) - 1u) << lo);
+}
+
+// The blocked geometry of one convolution.
+struct Geom {
+  int64_t B, C, H, W, O;
+  int64_t TY, TX;    // tiles per column / row: ceil(H/4), ceil(W/4)
+  int64_t Hp, Wp;    // xb's padded plane: 4TY+2 x 4TX+2
+  int64_t Hy, Wy;    // yb's plane: 4TY x 4TX
+  int64_t tiles() const { return B * TY * TX; }
+};
+Geom make_geom(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O) {
+  Geom g{B, C, H, W, O, (H + 3) / 4, (W + 3) / 4, 0, 0, 0, 0};
+  g.Hp = 4 * g.TY + 2;
+  g.Wp = 4 * g.TX + 2;
+  g.Hy = 4 * g.TY;
+  g.Wy = 4 * g.TX;
+  return g;
+}
+
+// xb (B, N/16, Hb, Wb, 16) from x (B, N, H, W): xb[b][nb][r][s][l] = x[b][16 nb + l][r - off][s - off],
+// zero where that falls outside the image (off = 1: the padding border; 0: dy's layout).
+void to_blocked(const float* x, int64_t B, int64_t N, int64_t H, int64_t W, int64_t Hb, int64_t Wb, int64_t off,
+                float* xb) {
+  const int64_t NB = N / kL, blk = Hb * Wb * kL;
+  parallel_for(B * NB, std::max<int64_t>(1, kElementwiseGrain / blk), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* src = x + p * kL * H * W;  // channels 16 nb .. of image b: (16, H, W)
+      float* dst = xb + p * blk;
+      for (int64_t r = 0; r < Hb; ++r) {
+        float* row = dst + r * Wb * kL;
+        const int64_t h = r - off;
+        if (h < 0 || h >= H) {
+          std::fill(row, row + Wb * kL, 0.0f);
+          continue;
+        }
+        for (int64_t s0 = 0; s0 < Wb; s0 += kL) {
+          const int64_t w0 = s0 - off;  // image column of lane 0
+          const __mmask16 m = lanes_in(-w0, W - w0);
+          __m512 v[kL];
+          for (int l = 0; l < kL; ++l) v[l] = _mm512_maskz_loadu_ps(m, src + (l * H + h) * W + w0);
+          transpose16(v);
+          const int64_t n = std::min<int64_t>(kL, Wb - s0);
+          for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(row + (s0 + j) * kL, v[j]);
+        }
+      }
+    }
+  });
+}
+
+// y (B, O, H, W) (+)= yb (B, O/16, Hy, Wy, 16) + bias, the inverse of to_blocked with off = 0.
+void from_blocked(const float* yb, int64_t B, int64_t O, int64_t H, int64_t W, int64_t Hy, int64_t Wy,
+                  const float* bias, float* y, bool accumulate) {
+  const int64_t OB = O / kL, blk = Hy * Wy * kL;
+  parallel_for(B * OB, std::max<int64_t>(1, kElementwiseGrain / blk), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t ob = p % OB;
+      const float* src = yb + p * blk;
+      float* dst = y + p * kL * H * W;
+      __m512 bv[kL];
+      for (int l = 0; l < kL; ++l) bv[l] = _mm512_set1_ps(bias ? bias[ob * kL + l] : 0.0f);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w0 = 0; w0 < W; w0 += kL) {
+          const int64_t n = std::min<int64_t>(kL, W - w0);
+          const __mmask16 m = lanes_in(0, n);
+          __m512 v[kL];
+          for (int64_t j = 0; j < kL; ++j)
+            v[j] = j < n ? _mm512_loadu_ps(src + (h * Wy + w0 + j) * kL) : _mm512_setzero_ps();
+          transpose16(v);
+          for (int l = 0; l < kL; ++l) {
+            float* out = dst + (l * H + h) * W + w0;
+            __m512 r = _mm512_add_ps(v[l], bv[l]);
+            if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, out));
+            _mm512_mask_storeu_ps(out, m, r);
+          }
+        }
+    }
+  });
+}
+
+// V[xi][tl][16 cb ..] = (B^T d B)[xi] for tile t's patch in channel block cb. V: (36, ld, C).
+void input_transform(const float* xb, const Geom& g, int64_t t, int64_t tl, int64_t ld, float* V) {
+  const int64_t per = g.TY * g.TX, b = t / per, ty = t % per / g.TX, tx = t % g.TX, CB = g.C / kL;
+  for (int64_t cb = 0; cb < CB; ++cb) {
+    const float* src = xb + (((b * CB + cb) * g.Hp + 4 * ty) * g.Wp + 4 * tx) * kL;
+    __m512 rows[6][6];
+    for (int r = 0; r < 6; ++r) {
+      __m512 d[6];
+      for (int s = 0; s < 6; ++s) d[s] = _mm512_loadu_ps(src + (r * g.Wp + s) * kL);
+      bt6(d, rows[r]);  // rows[r][b'] = (d B)[r][b']
+    }
+    for (int bb = 0; bb < 6; ++bb) {
+      __m512 col[6], z[6];
+      for (int r = 0; r < 6; ++r) col[r] = rows[r][bb];
+      bt6(col, z);  // z[a] = (B^T d B)[a][bb]
+      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(V + ((a * 6 + bb) * ld + tl) * g.C + cb * kL, z[a]);
+    }
+  }
+}
+
+// yb's 4x4 block of tile t = (A^T M A) from M[xi][tl][16 ob ..]. M: (36, ld, O).
+void output_transform(const float* M, const Geom& g, int64_t t, int64_t tl, int64_t ld, float* yb) {
+  const int64_t per = g.TY * g.TX, b = t / per, ty = t % per / g.TX, tx = t % g.TX, OB = g.O / kL;
+  for (int64_t ob = 0; ob < OB; ++ob) {
+    __m512 rows[6][4];
+    for (int a = 0; a < 6; ++a) {
+      __m512 m[6];
+      for (int bb = 0; bb < 6; ++bb) m[bb] = _mm512_loadu_ps(M + ((a * 6 + bb) * ld + tl) * g.O + ob * kL);
+      at6(m, rows[a]);  // rows[a][v] = (M A)[a][v]
+    }
+    float* dst = yb + (((b * OB + ob) * g.Hy + 4 * ty) * g.Wy + 4 * tx) * kL;
+    for (int v = 0; v < 4; ++v) {
+      __m512 col[6], y[4];
+      for (int a = 0; a < 6; ++a) col[a] = rows[a][v];
+      at6(col, y);
+      for (int u = 0; u < 4; ++u) _mm512_storeu_ps(dst + (u * g.Wy + v) * kL, y[u]);
+    }
+  }
+}
+
+// dM[xi][tl][16 ob ..] = (A dY A^T)[xi] from dyb's 4x4 block of tile t. dM: (36, ld, O).
+void dy_transform(const float* dyb, const Geom& g, int64_t t, int64_t tl, int64_t ld, float* dM) {
+  const int64_t per = g.TY * g.TX, b = t / per, ty = t % per / g.TX, tx = t % g.TX, OB = g.O / kL;
+  for (int64_t ob = 0; ob < OB; ++ob) {
+    const float* src = dyb + (((b * OB + ob) * g.Hy + 4 * ty) * g.Wy + 4 * tx) * kL;
+    __m512 rows[4][6];
+    for (int u = 0; u < 4; ++u) {
+      __m512 y[4];
+      for (int v = 0; v < 4; ++v) y[v] = _mm512_loadu_ps(src + (u * g.Wy + v) * kL);
+      a4(y, rows[u]);  // rows[u][bb] = (dY A^T)[u][bb]
+    }
+    for (int bb = 0; bb < 6; ++bb) {
+      __m512 col[4], m[6];
+      for (int u = 0; u < 4; ++u) col[u] = rows[u][bb];
+      a4(col, m);
+      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dM + ((a * 6 + bb) * ld + tl) * g.O + ob * kL, m[a]);
+    }
+  }
+}
+
+// Tiles per group: a multiple of the GEMM kernel's 6 rows with V and M (36 x group x (C + O)
+// floats) within ~512 KB, half the L2, at most 48.
+int64_t group_tiles(int64_t C, int64_t O, int64_t cap) {
+  const int64_t fit = (int64_t(512) << 10) / (4 * kWinogradPoints * (C + O));
+  return std::max<int64_t>(6, std::min<int64_t>(cap, fit / 6 * 6));
+}
+
+}  // namespace
+
+bool conv3x3_winograd_available() { return true; }
+
+void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
+                          const float* bias, float* y, bool accumulate) {
+  GT_CHECK(C % kL == 0 && O % kL == 0, "conv3x3_winograd_cpu: channels " << C << " -> " << O
+                                                                         << " must be multiples of 16");
+  if (B == 0 || H == 0 || W == 0) return;
+  const Geom g = make_geom(B, C, H, W, O);
+  Tensor xbt = Tensor::empty({B * C * g.Hp * g.Wp}), ybt = Tensor::empty({B * O * g.Hy * g.Wy});
+  to_blocked(x, B, C, H, W, g.Hp, g.Wp, 1, xbt.data());
+  const float* xb = xbt.data();
+  float* yb = ybt.data();
+  const int64_t NT = group_tiles(C, O, 48), tiles = g.tiles(), groups = (tiles + NT - 1) / NT;
+  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), groups);
+  const int64_t per_thread = kWinogradPoints * NT * (C + O);
+  Tensor work = Tensor::empty({threads * per_thread});
+#pragma omp parallel num_threads(threads)
+  {
+    const int th = omp_get_thread_num();
+    float* V = work.data() + th * per_thread;
+    float* M = V + kWinogradPoints * NT * C;
+    const int64_t g1 = groups * (th + 1) / threads;
+    for (int64_t grp = groups * th / threads; grp < g1; ++grp) {
+      const int64_t t0 = grp * NT, n = std::min(NT, tiles - t0);
+      for (int64_t i = 0; i < n; ++i) input_transform(xb, g, t0 + i, i, NT, V);
+      for (int xi = 0; xi < kWinogradPoints; ++xi)  // M[xi] (n, O) = V[xi] (n, C) U[xi] (C, O)
+        gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * NT * C, C, U + xi * C * O, O, 0.0f, nullptr, false,
+                          M + xi * NT * O, O);
+      for (int64_t i = 0; i < n; ++i) output_transform(M, g, t0 + i, i, NT, yb);
+    }
+  }
+  from_blocked(yb, B, O, H, W, g.Hy, g.Wy, bias, y, accumulate);
+}
+
+void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
+                                      int64_t O, float* dw, float* db) {
+  GT_CHECK(C % kL == 0 && O % kL == 0, "conv3x3_winograd_weight_grad_cpu: channels "
+                                           << C << " -> " << O << " must be multiples of 16");
+  if (B == 0 || H == 0 || W == 0) return;
+  const Geom g = make_geom(B, C, H, W, O);
+  Tensor xbt = Tensor::empty({B * C * g.Hp * g.Wp}), dybt = Tensor::empty({B * O * g.Hy * g.Wy});
+  to_blocked(x, B, C, H, W, g.Hp, g.Wp, 1, xbt.data());
+  to_blocked(dy, B, O, H, W, g.Hy, g.Wy, 0, dybt.data());
+  const float* xb = xbt.data();
+  const float* dyb = dybt.data();
+  if (db) {  // db[o] += sum over images (in order) of each image's pixel sum, 16 channels per vector
+    const int64_t OB = O / kL, plane = g.Hy * g.Wy;
+    parallel_for(OB, 1, [&](int64_t o0, int64_t o1) {
+      for (int64_t ob = o0; ob < o1; ++ob) {
+        __m512 total = _mm512_setzero_ps();
+        for (int64_t b = 0; b < B; ++b) {
+          const float* src = dyb + (b * OB + ob) * plane * kL;
+          __m512 s = _mm512_setzero_ps();
+          for (int64_t p = 0; p < plane; ++p) s = _mm512_add_ps(s, _mm512_loadu_ps(src + p * kL));
+          total = _mm512_add_ps(total, s);
+        }
+        _mm512_storeu_ps(db + ob * kL, _mm512_add_ps(total, _mm512_loadu_ps(db + ob * kL)));
+      }
+    });
+  }
+  // Larger groups than the forward's: each group reads and writes all of this thread's dU once.
+  const int64_t NT = group_tiles(C, O, 96), tiles = g.tiles(), groups = (tiles + NT - 1) / NT;
+  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), groups);
+  const int64_t nu = kWinogradPoints * C * O, per_thread = nu + kWinogradPoints * NT * (C + O);
+  Tensor work = Tensor::empty({threads * per_thread});
+#pragma omp parallel num_threads(threads)
+  {
+    const int th = omp_get_thread_num();
+    float* dU = work.data() + th * per_thread;
+    float* V = dU + nu;
+    float* dM = V + kWinogradPoints * NT * C;
+    std::fill(dU, dU + nu, 0.0f);
+    const int64_t g1 = groups * (th + 1) / threads;
+    for (int64_t grp = groups * th / threads; grp < g1; ++grp) {
+      const int64_t t0 = grp * NT, n = std::min(NT, tiles - t0);
+      for (int64_t i = 0; i < n; ++i) {
+        input_transform(xb, g, t0 + i, i, NT, V);
+        dy_transform(dyb, g, t0 + i, i, NT, dM);
+      }
+      for (int xi = 0; xi < kWinogradPoints; ++xi)  // dU[xi] (C, O) += V[xi]^T (C, n) dM[xi] (n, O)
+        gemm_avx512_block(true, false, C, O, n, 1.0f, V + xi * NT * C, C, dM + xi * NT * O, O, 1.0f, nullptr, false,
+                          dU + xi * C * O, O);
+    }
+  }
+  // dw[o][c][tap] += sum_xi GG[xi][tap] sum_threads dU[xi][c][o] (threads in order)
+  float coef[kWinogradPoints][9];
+  for (int xi = 0; xi < kWinogradPoints; ++xi)
+    for (int tap = 0; tap < 9; ++tap) coef[xi][tap] = gg(xi, tap);
+  Tensor scratch = Tensor::empty({(int64_t)omp_get_max_threads() * (kWinogradPoints + 9) * O});
+  parallel_for(C, std::max<int64_t>(1, 4096 / O), [&](int64_t c0, int64_t c1) {
+    float* sum = scratch.data() + omp_get_thread_num() * (kWinogradPoints + 9) * O;
+    float* acc = sum + kWinogradPoints * O;
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int xi = 0; xi < kWinogradPoints; ++xi) {
+        float* s = sum + xi * O;
+        std::memcpy(s, work.data() + (xi * C + c) * O, (size_t)O * sizeof(float));
+        for (int th = 1; th < threads; ++th) {
+          const float* p = work.data() + th * per_thread + (xi * C + c) * O;
+          for (int64_t o = 0; o < O; ++o) s[o] += p[o];
+        }
+      }
+      std::fill(acc, acc + 9 * O, 0.0f);
+      for (int tap = 0; tap < 9; ++tap)
+        for (int xi = 0; xi < kWinogradPoints; ++xi) {
+          const float k = coef[xi][tap];
+          if (k == 0.0f) continue;
+          const float* s = sum + xi * O;
+          float* a = acc + tap * O;
+          for (int64_t o = 0; o < O; ++o) a[o] += k * s[o];
+        }
+      for (int64_t o = 0; o < O; ++o)
+        for (int tap = 0; tap < 9; ++tap) dw[(o * C + c) * 9 + tap] += acc[tap * O + o];
+    }
+  });
+}
+
+#else  // no AVX-512: conv2d keeps the direct kernel
+
+bool conv3x3_winograd_available() { return false; }
+
+void conv3x3_winograd_cpu(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
+                          float*, bool) {
+  GT_FAIL("conv3x3_winograd_cpu: this build has no AVX-512 (check conv3x3_winograd_available() first)");
+}
+
+void conv3x3_winograd_weight_grad_cpu(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*,
+                                      float*) {
+  GT_FAIL("conv3x3_winograd_weight_grad_cpu: this build has no AVX-512 (check conv3x3_winograd_available() first)");
+}
+
+#endif
+
+}  // namespace gt

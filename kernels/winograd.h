@@ -1,0 +1,86 @@
+// winograd.h: the 3x3 convolution (stride 1, padding 1) by Winograd's minimal filtering F(4x4, 3x3)
+// (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks") on AVX-512 — the U-Net's
+// ResBlock and upsampling convolutions, whose channel counts are multiples of 16.
+//
+// One 4x4 block of outputs of one output channel o, from the 6x6 input patch d_c that covers it in
+// each input channel c (rows 4ty-1 .. 4ty+4, columns 4tx-1 .. 4tx+4 of the zero-padded input):
+//
+//   Y = A^T [ sum_c (G w[o,c] G^T) ⊙ (B^T d_c B) ] A          (⊙: elementwise over the 6x6 = 36 points)
+//
+// with the constant matrices of the interpolation points 0, 1, -1, 2, -2 and infinity:
+//
+//   B^T = [4  0 -5  0 1 0]    G = [ 1/4     0     0 ]    A^T = [1 1  1 1  1 0]
+//         [0 -4 -4  1 1 0]        [-1/6  -1/6  -1/6 ]          [0 1 -1 2 -2 0]
+//         [0  4 -4 -1 1 0]        [-1/6   1/6  -1/6 ]          [0 1  1 4  4 0]
+//         [0 -2 -1  2 1 0]        [1/24  1/12   1/6 ]          [0 1 -1 8 -8 1]
+//         [0  2 -1 -2 1 0]        [1/24 -1/12   1/6 ]
+//         [0  4  0 -5 0 1]        [ 0      0     1  ]
+//
+// So per point xi of the 36, the sum over c is a matrix product over the tiles t:
+//   M[xi] (tiles, O) = V[xi] (tiles, C) U[xi] (C, O),  V = B^T d B,  U = G w G^T   (winograd_weights)
+// 36 products of C*O multiply-adds per 16 outputs, against 9*16 = 144 for the direct kernel: 4x
+// fewer multiplications where the 4x4 tiles cover the plane exactly (28x28), 3.1x at 14x14 (the
+// tiles then cover 16x16). The transforms themselves are a few dozen additions per 6x6 patch and
+// 16 channels, run on vectors of 16 channels.
+//
+// Layout: channels go in the vector lanes. The input is first copied into blocks of 16 channels
+// with a zero border, xb (B, C/16, 4TY+2, 4TX+2, 16) (TY = ceil(H/4), TX = ceil(W/4)), so that
+// a patch is 36 plain vector loads. Tiles are processed in groups small enough for their V and M
+// (36 x group x (C + O) floats) to stay in the 1 MB L2 cache; each group's 36 products run on
+// gentape's GEMM kernel (kernels/gemm_avx512.h). The output comes back in the same blocked layout
+// and a last pass writes it NCHW, with the bias. Every output is computed in a fixed order, the
+// same for any thread count.
+//
+// Input gradient: dx is the convolution of dy with the flipped, channel-swapped kernel
+// (kernels/conv3x3.h), so the same function runs it on U of conv3x3_weights_backward's weights.
+//
+// Weight gradient (the adjoint of each step above, conv3x3_winograd_weight_grad_cpu):
+//   dM = A dY A^T per tile and output channel (dY: the tile's 4x4 block of dy, zero past H, W),
+//   dU[xi] (C, O) = sum_t V[xi][t]^T dM[xi][t]     (36 products with K = the tiles: a GEMM),
+//   dw[o,c] += G^T dU[o,c] G.
+//
+// Accuracy: the transforms multiply by constants up to 8 and divide by up to 24, so rounding errors
+// are larger than the direct sum's: about 1e-6 relative to sum |w| |x| (tests/test_winograd.cpp
+// measures it against a double loop at the U-Net's sizes). cuDNN and oneDNN use the same F(4x4, 3x3).
+//
+//   std::vector<float> wt(C * 9 * O), U(36 * C * O);
+//   gt::conv3x3_weights_forward(w, O, C, wt.data());
+//   gt::winograd_weights(wt.data(), C, O, U.data());
+//   gt::conv3x3_winograd_cpu(x, B, C, H, W, U.data(), O, bias, y, /*accumulate=*/false);
+#pragma once
+
+#include <cstdint>
+
+namespace gt {
+
+constexpr int kWinogradPoints = 36;  // 6 x 6
+
+// Which algorithm conv2d uses for a 3x3 stride-1 convolution whose channels suit both: Winograd
+// when available (the default), or the direct kernel. Read once from the environment variable
+// GENTAPE_CONV3X3 (winograd | direct) and settable here (benchmarks time both).
+enum class Conv3x3Algo { Winograd, Direct };
+Conv3x3Algo conv3x3_algo();
+void set_conv3x3_algo(Conv3x3Algo algo);
+
+// True when this build has the kernels (compiled with AVX-512F).
+bool conv3x3_winograd_available();
+// True when conv2d sends a 3x3, stride 1, padding 1 convolution C -> O here: available, C and O
+// multiples of 16, and conv3x3_algo() is Winograd.
+bool conv3x3_winograd_applies(int64_t C, int64_t O);
+
+// U (36, C, O) = G w G^T for every (c, o), from tap-major weights wt (C*9, O)
+// (conv3x3_weights_forward, or conv3x3_weights_backward for the input gradient with C and O swapped).
+void winograd_weights(const float* wt, int64_t C, int64_t O, float* U);
+
+// y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) + bias (O, or nullptr), with U
+// from winograd_weights. C and O multiples of 16.
+void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
+                          const float* bias, float* y, bool accumulate);
+
+// dw (O, C, 3, 3) += the weight gradient of the convolution above, and db (O) += sum_{b,h,w} dy when
+// not null: x (B, C, H, W), dy (B, O, H, W). Threads split the tiles, each summing into its own dU;
+// the partials are added in thread order (deterministic for a given thread count).
+void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
+                                      int64_t O, float* dw, float* db = nullptr);
+
+}  // namespace gt
