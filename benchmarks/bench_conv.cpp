@@ -18,7 +18,8 @@
 // against the same reference. Then time at batch 64: "fwd" (y written), "dx" (the input gradient
 // alone: dw and db not asked for), "dw" (the weight gradient alone).
 //
-//   bench_conv [reps=10] [warmup=2]
+//   bench_conv [reps=10] [warmup=2] [only]     only: run just the cases whose name contains it
+//                                              (e.g. "winograd", "64->64"; for perf record)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
                         {64, 64, 14, 3, 1, 1, "winograd"}, {64, 64, 14, 3, 1, 1, "direct"},
                         {96, 32, 28, 3, 1, 1, "winograd"}, {96, 32, 28, 3, 1, 1, "direct"},
                         {32, 32, 28, 3, 2, 1, "im2col+gemm"}, {96, 32, 28, 1, 1, 0, "im2col+gemm"}};
+  const std::string only = argc > 3 ? argv[3] : "";
   for (const Case& k : cases) {
     const bool wino = std::string(k.what) == "winograd";
     if (wino && !gt::conv3x3_winograd_available()) continue;  // no AVX-512: conv2d runs the direct kernel
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
     const std::string name = "conv " + std::to_string(k.C) + "->" + std::to_string(k.O) + " " + std::to_string(k.k) +
                              "x" + std::to_string(k.k) + " s" + std::to_string(k.stride) + " @" +
                              std::to_string(k.H) + "x" + std::to_string(k.H) + " (" + k.what + ")";
+    if (name.find(only) == std::string::npos) continue;
     for (const int64_t B : {int64_t(4), int64_t(64)}) {
       const gt::Conv2dGeom g = gt::conv2d_geom(B, k.C, k.H, k.H, k.O, k.k, k.k, k.stride, k.pad);
       const int64_t nx = B * k.C * k.H * k.H, ny = B * k.O * g.Ho * g.Wo, nw = k.O * k.C * k.k * k.k;

@@ -152,148 +152,136 @@ inline __mmask16 lanes_in(int64_t lo, int64_t hi) {  // lanes l with lo <= l < h
   return (__mmask16)(((1u << (hi - lo)) - 1u) << lo);
 }
 
-// The blocked geometry of one convolution.
+// The geometry of one convolution: TY x TX tiles of 4x4 outputs per image; a tile row's input strip
+// is 6 rows by Wp = 4 TX + 2 columns (the zero border included), its output strip 4 by 4 TX.
 struct Geom {
   int64_t B, C, H, W, O;
-  int64_t TY, TX;    // tiles per column / row: ceil(H/4), ceil(W/4)
-  int64_t Hp, Wp;    // xb's padded plane: 4TY+2 x 4TX+2
-  int64_t Hy, Wy;    // yb's plane: 4TY x 4TX
-  int64_t tiles() const { return B * TY * TX; }
+  int64_t TY, TX, Wp;
 };
 Geom make_geom(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O) {
-  Geom g{B, C, H, W, O, (H + 3) / 4, (W + 3) / 4, 0, 0, 0, 0};
-  g.Hp = 4 * g.TY + 2;
-  g.Wp = 4 * g.TX + 2;
-  g.Hy = 4 * g.TY;
-  g.Wy = 4 * g.TX;
-  return g;
+  const int64_t TX = (W + 3) / 4;
+  return Geom{B, C, H, W, O, (H + 3) / 4, TX, 4 * TX + 2};
 }
 
-// xb (B, N/16, Hb, Wb, 16) from x (B, N, H, W): xb[b][nb][r][s][l] = x[b][16 nb + l][r - off][s - off],
-// zero where that falls outside the image (off = 1: the padding border; 0: dy's layout).
-void to_blocked(const float* x, int64_t B, int64_t N, int64_t H, int64_t W, int64_t Hb, int64_t Wb, int64_t off,
-                float* xb) {
-  const int64_t NB = N / kL, blk = Hb * Wb * kL;
-  parallel_for(B * NB, std::max<int64_t>(1, kElementwiseGrain / blk), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const float* src = x + p * kL * H * W;  // channels 16 nb .. of image b: (16, H, W)
-      float* dst = xb + p * blk;
-      for (int64_t r = 0; r < Hb; ++r) {
-        float* row = dst + r * Wb * kL;
-        const int64_t h = r - off;
-        if (h < 0 || h >= H) {
-          std::fill(row, row + Wb * kL, 0.0f);
-          continue;
-        }
-        for (int64_t s0 = 0; s0 < Wb; s0 += kL) {
-          const int64_t w0 = s0 - off;  // image column of lane 0
-          const __mmask16 m = lanes_in(-w0, W - w0);
-          __m512 v[kL];
-          for (int l = 0; l < kL; ++l) v[l] = _mm512_maskz_loadu_ps(m, src + (l * H + h) * W + w0);
-          transpose16(v);
-          const int64_t n = std::min<int64_t>(kL, Wb - s0);
-          for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(row + (s0 + j) * kL, v[j]);
-        }
-      }
+// dst[s] (Wb vectors of 16 channels) = row h of the 16 planes src (16, H, W) at column s - off, 0
+// where that is outside the image; sum (when not null) += the row's values. Transposed 16 columns
+// at a time in registers.
+inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, int64_t off, int64_t Wb, float* dst,
+                           __m512* sum = nullptr) {
+  if (h < 0 || h >= H) {
+    std::memset(dst, 0, (size_t)(Wb * kL) * sizeof(float));
+    return;
+  }
+  for (int64_t s0 = 0; s0 < Wb; s0 += kL) {
+    const int64_t w0 = s0 - off;  // image column of lane 0
+    const __mmask16 m = lanes_in(-w0, W - w0);
+    __m512 v[kL];
+    for (int l = 0; l < kL; ++l) v[l] = _mm512_maskz_loadu_ps(m, src + (l * H + h) * W + w0);
+    transpose16(v);
+    const int64_t n = std::min<int64_t>(kL, Wb - s0);
+    for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(dst + (s0 + j) * kL, v[j]);
+    if (sum)
+      for (int64_t j = 0; j < n; ++j) *sum = _mm512_add_ps(*sum, v[j]);
+  }
+}
+
+// Row h of the 16 planes dst (16, H, W), columns [0, W), (+)= src[w] (vectors of 16 channels) + bias.
+inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, const __m512* bias, float* dst,
+                             bool accumulate) {
+  for (int64_t w0 = 0; w0 < W; w0 += kL) {
+    const int64_t n = std::min<int64_t>(kL, W - w0);
+    const __mmask16 m = lanes_in(0, n);
+    __m512 v[kL];
+    for (int64_t j = 0; j < kL; ++j) v[j] = j < n ? _mm512_loadu_ps(src + (w0 + j) * kL) : _mm512_setzero_ps();
+    transpose16(v);
+    for (int l = 0; l < kL; ++l) {
+      float* out = dst + (l * H + h) * W + w0;
+      __m512 r = _mm512_add_ps(v[l], bias[l]);
+      if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, out));
+      _mm512_mask_storeu_ps(out, m, r);
     }
-  });
+  }
 }
 
-// y (B, O, H, W) (+)= yb (B, O/16, Hy, Wy, 16) + bias, the inverse of to_blocked with off = 0.
-void from_blocked(const float* yb, int64_t B, int64_t O, int64_t H, int64_t W, int64_t Hy, int64_t Wy,
-                  const float* bias, float* y, bool accumulate) {
-  const int64_t OB = O / kL, blk = Hy * Wy * kL;
-  parallel_for(B * OB, std::max<int64_t>(1, kElementwiseGrain / blk), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t ob = p % OB;
-      const float* src = yb + p * blk;
-      float* dst = y + p * kL * H * W;
-      __m512 bv[kL];
-      for (int l = 0; l < kL; ++l) bv[l] = _mm512_set1_ps(bias ? bias[ob * kL + l] : 0.0f);
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w0 = 0; w0 < W; w0 += kL) {
-          const int64_t n = std::min<int64_t>(kL, W - w0);
-          const __mmask16 m = lanes_in(0, n);
-          __m512 v[kL];
-          for (int64_t j = 0; j < kL; ++j)
-            v[j] = j < n ? _mm512_loadu_ps(src + (h * Wy + w0 + j) * kL) : _mm512_setzero_ps();
-          transpose16(v);
-          for (int l = 0; l < kL; ++l) {
-            float* out = dst + (l * H + h) * W + w0;
-            __m512 r = _mm512_add_ps(v[l], bv[l]);
-            if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, out));
-            _mm512_mask_storeu_ps(out, m, r);
-          }
-        }
-    }
-  });
-}
-
-// V[xi][tl][16 cb ..] = (B^T d B)[xi] for tile t's patch in channel block cb. V: (36, ld, C).
-void input_transform(const float* xb, const Geom& g, int64_t t, int64_t tl, int64_t ld, float* V) {
-  const int64_t per = g.TY * g.TX, b = t / per, ty = t % per / g.TX, tx = t % g.TX, CB = g.C / kL;
-  for (int64_t cb = 0; cb < CB; ++cb) {
-    const float* src = xb + (((b * CB + cb) * g.Hp + 4 * ty) * g.Wp + 4 * tx) * kL;
+// V[xi][i + tx][16 cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from its input strip
+// xs (6, Wp, 16) of channel block cb. V: (36, ld, C).
+void input_transform(const float* xs, const Geom& g, int64_t cb, int64_t i, int64_t ld, float* V) {
+  for (int64_t tx = 0; tx < g.TX; ++tx) {
+    const float* src = xs + 4 * tx * kL;
     __m512 rows[6][6];
     for (int r = 0; r < 6; ++r) {
       __m512 d[6];
       for (int s = 0; s < 6; ++s) d[s] = _mm512_loadu_ps(src + (r * g.Wp + s) * kL);
-      bt6(d, rows[r]);  // rows[r][b'] = (d B)[r][b']
+      bt6(d, rows[r]);  // rows[r][b] = (d B)[r][b]
     }
-    for (int bb = 0; bb < 6; ++bb) {
+    float* dst = V + (i + tx) * g.C + cb * kL;
+    for (int b = 0; b < 6; ++b) {
       __m512 col[6], z[6];
-      for (int r = 0; r < 6; ++r) col[r] = rows[r][bb];
-      bt6(col, z);  // z[a] = (B^T d B)[a][bb]
-      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(V + ((a * 6 + bb) * ld + tl) * g.C + cb * kL, z[a]);
+      for (int r = 0; r < 6; ++r) col[r] = rows[r][b];
+      bt6(col, z);  // z[a] = (B^T d B)[a][b]
+      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dst + (a * 6 + b) * ld * g.C, z[a]);
     }
   }
 }
 
-// yb's 4x4 block of tile t = (A^T M A) from M[xi][tl][16 ob ..]. M: (36, ld, O).
-void output_transform(const float* M, const Geom& g, int64_t t, int64_t tl, int64_t ld, float* yb) {
-  const int64_t per = g.TY * g.TX, b = t / per, ty = t % per / g.TX, tx = t % g.TX, OB = g.O / kL;
-  for (int64_t ob = 0; ob < OB; ++ob) {
+// The output strip ys (4, 4 TX, 16) of channel block ob = (A^T M A) for every tile tx of one tile
+// row, from M[xi][i + tx][16 ob ..]. M: (36, ld, O).
+void output_transform(const float* M, const Geom& g, int64_t ob, int64_t i, int64_t ld, float* ys) {
+  const int64_t Wy = 4 * g.TX;
+  for (int64_t tx = 0; tx < g.TX; ++tx) {
+    const float* src = M + (i + tx) * g.O + ob * kL;
     __m512 rows[6][4];
     for (int a = 0; a < 6; ++a) {
       __m512 m[6];
-      for (int bb = 0; bb < 6; ++bb) m[bb] = _mm512_loadu_ps(M + ((a * 6 + bb) * ld + tl) * g.O + ob * kL);
+      for (int b = 0; b < 6; ++b) m[b] = _mm512_loadu_ps(src + (a * 6 + b) * ld * g.O);
       at6(m, rows[a]);  // rows[a][v] = (M A)[a][v]
     }
-    float* dst = yb + (((b * OB + ob) * g.Hy + 4 * ty) * g.Wy + 4 * tx) * kL;
     for (int v = 0; v < 4; ++v) {
       __m512 col[6], y[4];
       for (int a = 0; a < 6; ++a) col[a] = rows[a][v];
       at6(col, y);
-      for (int u = 0; u < 4; ++u) _mm512_storeu_ps(dst + (u * g.Wy + v) * kL, y[u]);
+      for (int u = 0; u < 4; ++u) _mm512_storeu_ps(ys + (u * Wy + 4 * tx + v) * kL, y[u]);
     }
   }
 }
 
-// dM[xi][tl][16 ob ..] = (A dY A^T)[xi] from dyb's 4x4 block of tile t. dM: (36, ld, O).
-void dy_transform(const float* dyb, const Geom& g, int64_t t, int64_t tl, int64_t ld, float* dM) {
-  const int64_t per = g.TY * g.TX, b = t / per, ty = t % per / g.TX, tx = t % g.TX, OB = g.O / kL;
-  for (int64_t ob = 0; ob < OB; ++ob) {
-    const float* src = dyb + (((b * OB + ob) * g.Hy + 4 * ty) * g.Wy + 4 * tx) * kL;
+// dM[xi][i + tx][16 ob ..] = (A dY A^T)[xi] for every tile tx of one tile row, from its dy strip
+// dys (4, 4 TX, 16) of channel block ob. dM: (36, ld, O).
+void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_t ld, float* dM) {
+  const int64_t Wy = 4 * g.TX;
+  for (int64_t tx = 0; tx < g.TX; ++tx) {
     __m512 rows[4][6];
     for (int u = 0; u < 4; ++u) {
       __m512 y[4];
-      for (int v = 0; v < 4; ++v) y[v] = _mm512_loadu_ps(src + (u * g.Wy + v) * kL);
-      a4(y, rows[u]);  // rows[u][bb] = (dY A^T)[u][bb]
+      for (int v = 0; v < 4; ++v) y[v] = _mm512_loadu_ps(dys + (u * Wy + 4 * tx + v) * kL);
+      a4(y, rows[u]);  // rows[u][b] = (dY A^T)[u][b]
     }
-    for (int bb = 0; bb < 6; ++bb) {
+    float* dst = dM + (i + tx) * g.O + ob * kL;
+    for (int b = 0; b < 6; ++b) {
       __m512 col[4], m[6];
-      for (int u = 0; u < 4; ++u) col[u] = rows[u][bb];
+      for (int u = 0; u < 4; ++u) col[u] = rows[u][b];
       a4(col, m);
-      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dM + ((a * 6 + bb) * ld + tl) * g.O + ob * kL, m[a]);
+      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dst + (a * 6 + b) * ld * g.O, m[a]);
     }
   }
 }
 
-// Tiles per group: a multiple of the GEMM kernel's 6 rows with V and M (36 x group x (C + O)
-// floats) within ~512 KB, half the L2, at most 48.
-int64_t group_tiles(int64_t C, int64_t O, int64_t cap) {
-  const int64_t fit = (int64_t(512) << 10) / (4 * kWinogradPoints * (C + O));
-  return std::max<int64_t>(6, std::min<int64_t>(cap, fit / 6 * 6));
+// Tile rows per group: V and M of the group's tiles (36 x tiles x (C + O) floats) within ~512 KB,
+// half the L2, and, where that allows, a tile count that is a multiple of the GEMM kernel's 6 rows.
+int64_t group_rows(const Geom& g, int64_t max_tiles) {
+  const int64_t fit = std::min<int64_t>(max_tiles, (int64_t(512) << 10) / (4 * kWinogradPoints * (g.C + g.O)));
+  int64_t rows = std::max<int64_t>(1, fit / g.TX);
+  for (int64_t r = rows; r >= 1 && r * 2 >= rows; --r)
+    if (r * g.TX % 6 == 0) return r;
+  return rows;
+}
+
+// Each thread's share of the batch's tile rows: [q0, q1) of B * TY, contiguous.
+struct Share {
+  int64_t q0, q1;
+};
+Share share(int64_t rows_total, int th, int threads) {
+  return Share{rows_total * th / threads, rows_total * (th + 1) / threads};
 }
 
 }  // namespace
@@ -306,30 +294,44 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
                                                                          << " must be multiples of 16");
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
-  Tensor xbt = Tensor::empty({B * C * g.Hp * g.Wp}), ybt = Tensor::empty({B * O * g.Hy * g.Wy});
-  to_blocked(x, B, C, H, W, g.Hp, g.Wp, 1, xbt.data());
-  const float* xb = xbt.data();
-  float* yb = ybt.data();
-  const int64_t NT = group_tiles(C, O, 48), tiles = g.tiles(), groups = (tiles + NT - 1) / NT;
-  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), groups);
-  const int64_t per_thread = kWinogradPoints * NT * (C + O);
+  const int64_t CB = C / kL, OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
+  const int64_t R = group_rows(g, 48), NT = R * g.TX;  // tile rows and tiles per group
+  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
+  const int64_t strip = 6 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
   Tensor work = Tensor::empty({threads * per_thread});
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();
     float* V = work.data() + th * per_thread;
     float* M = V + kWinogradPoints * NT * C;
-    const int64_t g1 = groups * (th + 1) / threads;
-    for (int64_t grp = groups * th / threads; grp < g1; ++grp) {
-      const int64_t t0 = grp * NT, n = std::min(NT, tiles - t0);
-      for (int64_t i = 0; i < n; ++i) input_transform(xb, g, t0 + i, i, NT, V);
+    float* xs = M + kWinogradPoints * NT * O;  // one strip: input (6, Wp, 16) or output (4, 4 TX, 16)
+    const Share sh = share(rows_total, th, threads);
+    for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
+      const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
+      for (int64_t q = q0; q < q0 + nr; ++q) {  // tile row q = (b, ty)
+        const int64_t b = q / g.TY, ty = q % g.TY;
+        for (int64_t cb = 0; cb < CB; ++cb) {
+          const float* src = x + (b * C + cb * kL) * H * W;
+          for (int r = 0; r < 6; ++r) row_to_blocked(src, H, W, 4 * ty - 1 + r, 1, g.Wp, xs + r * g.Wp * kL);
+          input_transform(xs, g, cb, (q - q0) * g.TX, NT, V);
+        }
+      }
       for (int xi = 0; xi < kWinogradPoints; ++xi)  // M[xi] (n, O) = V[xi] (n, C) U[xi] (C, O)
         gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * NT * C, C, U + xi * C * O, O, 0.0f, nullptr, false,
                           M + xi * NT * O, O);
-      for (int64_t i = 0; i < n; ++i) output_transform(M, g, t0 + i, i, NT, yb);
+      for (int64_t q = q0; q < q0 + nr; ++q) {
+        const int64_t b = q / g.TY, ty = q % g.TY;
+        for (int64_t ob = 0; ob < OB; ++ob) {
+          output_transform(M, g, ob, (q - q0) * g.TX, NT, xs);
+          __m512 bv[kL];
+          for (int l = 0; l < kL; ++l) bv[l] = _mm512_set1_ps(bias ? bias[ob * kL + l] : 0.0f);
+          float* dst = y + (b * O + ob * kL) * H * W;
+          for (int u = 0; u < 4 && 4 * ty + u < H; ++u)
+            row_from_blocked(xs + u * Wy * kL, H, W, 4 * ty + u, bv, dst, accumulate);
+        }
+      }
     }
   }
-  from_blocked(yb, B, O, H, W, g.Hy, g.Wy, bias, y, accumulate);
 }
 
 void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
@@ -338,50 +340,48 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
                                            << C << " -> " << O << " must be multiples of 16");
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
-  Tensor xbt = Tensor::empty({B * C * g.Hp * g.Wp}), dybt = Tensor::empty({B * O * g.Hy * g.Wy});
-  to_blocked(x, B, C, H, W, g.Hp, g.Wp, 1, xbt.data());
-  to_blocked(dy, B, O, H, W, g.Hy, g.Wy, 0, dybt.data());
-  const float* xb = xbt.data();
-  const float* dyb = dybt.data();
-  if (db) {  // db[o] += sum over images (in order) of each image's pixel sum, 16 channels per vector
-    const int64_t OB = O / kL, plane = g.Hy * g.Wy;
-    parallel_for(OB, 1, [&](int64_t o0, int64_t o1) {
-      for (int64_t ob = o0; ob < o1; ++ob) {
-        __m512 total = _mm512_setzero_ps();
-        for (int64_t b = 0; b < B; ++b) {
-          const float* src = dyb + (b * OB + ob) * plane * kL;
-          __m512 s = _mm512_setzero_ps();
-          for (int64_t p = 0; p < plane; ++p) s = _mm512_add_ps(s, _mm512_loadu_ps(src + p * kL));
-          total = _mm512_add_ps(total, s);
-        }
-        _mm512_storeu_ps(db + ob * kL, _mm512_add_ps(total, _mm512_loadu_ps(db + ob * kL)));
-      }
-    });
-  }
+  const int64_t CB = C / kL, OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
   // Larger groups than the forward's: each group reads and writes all of this thread's dU once.
-  const int64_t NT = group_tiles(C, O, 96), tiles = g.tiles(), groups = (tiles + NT - 1) / NT;
-  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), groups);
-  const int64_t nu = kWinogradPoints * C * O, per_thread = nu + kWinogradPoints * NT * (C + O);
+  const int64_t R = group_rows(g, 96), NT = R * g.TX;
+  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
+  const int64_t nu = kWinogradPoints * C * O, strip = 6 * g.Wp * kL;
+  const int64_t per_thread = nu + O + kWinogradPoints * NT * (C + O) + strip;
   Tensor work = Tensor::empty({threads * per_thread});
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();
     float* dU = work.data() + th * per_thread;
-    float* V = dU + nu;
+    float* dbp = dU + nu;  // this thread's bias gradient
+    float* V = dbp + O;
     float* dM = V + kWinogradPoints * NT * C;
-    std::fill(dU, dU + nu, 0.0f);
-    const int64_t g1 = groups * (th + 1) / threads;
-    for (int64_t grp = groups * th / threads; grp < g1; ++grp) {
-      const int64_t t0 = grp * NT, n = std::min(NT, tiles - t0);
-      for (int64_t i = 0; i < n; ++i) {
-        input_transform(xb, g, t0 + i, i, NT, V);
-        dy_transform(dyb, g, t0 + i, i, NT, dM);
+    float* xs = dM + kWinogradPoints * NT * O;
+    std::fill(dU, dU + nu + O, 0.0f);
+    const Share sh = share(rows_total, th, threads);
+    for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
+      const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
+      for (int64_t q = q0; q < q0 + nr; ++q) {
+        const int64_t b = q / g.TY, ty = q % g.TY;
+        for (int64_t cb = 0; cb < CB; ++cb) {
+          const float* src = x + (b * C + cb * kL) * H * W;
+          for (int r = 0; r < 6; ++r) row_to_blocked(src, H, W, 4 * ty - 1 + r, 1, g.Wp, xs + r * g.Wp * kL);
+          input_transform(xs, g, cb, (q - q0) * g.TX, NT, V);
+        }
+        for (int64_t ob = 0; ob < OB; ++ob) {
+          const float* src = dy + (b * O + ob * kL) * H * W;
+          __m512 sum = _mm512_setzero_ps();
+          for (int u = 0; u < 4; ++u) row_to_blocked(src, H, W, 4 * ty + u, 0, Wy, xs + u * Wy * kL, &sum);
+          _mm512_storeu_ps(dbp + ob * kL, _mm512_add_ps(sum, _mm512_loadu_ps(dbp + ob * kL)));
+          dy_transform(xs, g, ob, (q - q0) * g.TX, NT, dM);
+        }
       }
       for (int xi = 0; xi < kWinogradPoints; ++xi)  // dU[xi] (C, O) += V[xi]^T (C, n) dM[xi] (n, O)
         gemm_avx512_block(true, false, C, O, n, 1.0f, V + xi * NT * C, C, dM + xi * NT * O, O, 1.0f, nullptr, false,
                           dU + xi * C * O, O);
     }
   }
+  if (db)  // the threads' partial sums, in thread order
+    for (int th = 0; th < threads; ++th)
+      for (int64_t o = 0; o < O; ++o) db[o] += work.data()[th * per_thread + nu + o];
   // dw[o][c][tap] += sum_xi GG[xi][tap] sum_threads dU[xi][c][o] (threads in order)
   float coef[kWinogradPoints][9];
   for (int xi = 0; xi < kWinogradPoints; ++xi)
