@@ -234,10 +234,8 @@ bool winograd_applies(const Conv2dGeom& g) {
 
 void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y) {
   if (winograd_applies(g)) {  // F(4x4, 3x3): 4x fewer multiplications (winograd.h)
-    Tensor wt = Tensor::empty({g.C * 9 * g.O}), U = Tensor::empty({kWinogradPoints * g.C * g.O});
-    conv3x3_weights_forward(w, g.O, g.C, wt.data());
-    winograd_weights(wt.data(), g.C, g.O, U.data());
-    conv3x3_winograd_cpu(x, g.B, g.C, g.H, g.W, U.data(), g.O, bias, y, /*accumulate=*/false);
+    const auto U = winograd_weights_cached(w, g.O, g.C, /*flipped=*/false);
+    conv3x3_winograd_cpu(x, g.B, g.C, g.H, g.W, U->data(), g.O, bias, y, /*accumulate=*/false);
     return;
   }
   if (conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W)) {  // direct, no column matrix (conv3x3.h)
@@ -275,10 +273,8 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
   if (db && !direct_dw) channel_sum_cpu(dy, g.B, g.O, L, db);
   if (dx && wino) {
     // dx (+)= the Winograd convolution of dy with the flipped, channel-swapped kernel.
-    Tensor wt = Tensor::empty({g.O * 9 * g.C}), U = Tensor::empty({kWinogradPoints * g.O * g.C});
-    conv3x3_weights_backward(w, g.O, g.C, wt.data());
-    winograd_weights(wt.data(), g.O, g.C, U.data());
-    conv3x3_winograd_cpu(dy, g.B, g.O, g.H, g.W, U.data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
+    const auto U = winograd_weights_cached(w, g.O, g.C, /*flipped=*/true);
+    conv3x3_winograd_cpu(dy, g.B, g.O, g.H, g.W, U->data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
     dx = nullptr;
   }
   if (dw && wino) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #if defined(__AVX512F__)
@@ -13,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/conv3x3.h"
 #include "kernels/gemm_avx512.h"
 #include "kernels/parallel.h"
 
@@ -74,6 +76,56 @@ void winograd_weights(const float* wt, int64_t C, int64_t O, float* U) {
         }
       }
   });
+}
+
+namespace {
+struct CacheEntry {
+  const float* key = nullptr;
+  bool flipped = false;
+  uint64_t last_use = 0;
+  std::vector<float> w;                      // the weights U was made from
+  std::shared_ptr<std::vector<float>> U;     // (36, C, O), or (36, O, C) when flipped
+};
+std::mutex cache_mutex;
+std::vector<CacheEntry> cache;
+uint64_t cache_clock = 0;
+}  // namespace
+
+std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped) {
+  const size_t nw = (size_t)(O * C * 9);
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  CacheEntry* e = nullptr;
+  for (CacheEntry& c : cache)
+    if (c.key == w && c.flipped == flipped) e = &c;
+  if (e && e->w.size() == nw && std::memcmp(e->w.data(), w, nw * sizeof(float)) == 0) {
+    e->last_use = ++cache_clock;
+    return e->U;
+  }
+  if (!e) {
+    if (cache.size() < (size_t)kWinogradCacheEntries) {
+      cache.emplace_back();
+      e = &cache.back();
+    } else {
+      e = &*std::min_element(cache.begin(), cache.end(),
+                             [](const CacheEntry& a, const CacheEntry& b) { return a.last_use < b.last_use; });
+    }
+    e->key = w;
+    e->flipped = flipped;
+  }
+  e->w.assign(w, w + nw);
+  // A U still held by a caller (another thread's convolution) is left to it; otherwise reused.
+  if (!e->U || e->U.use_count() > 1) e->U = std::make_shared<std::vector<float>>();
+  e->U->resize((size_t)kWinogradPoints * nw / 9);
+  Tensor wt = Tensor::empty({(int64_t)nw});
+  if (flipped) {
+    conv3x3_weights_backward(w, O, C, wt.data());
+    winograd_weights(wt.data(), O, C, e->U->data());
+  } else {
+    conv3x3_weights_forward(w, O, C, wt.data());
+    winograd_weights(wt.data(), C, O, e->U->data());
+  }
+  e->last_use = ++cache_clock;
+  return e->U;
 }
 
 #if defined(__AVX512F__)

@@ -50,6 +50,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace gt {
 
@@ -71,6 +73,15 @@ bool conv3x3_winograd_applies(int64_t C, int64_t O);
 // U (36, C, O) = G w G^T for every (c, o), from tap-major weights wt (C*9, O)
 // (conv3x3_weights_forward, or conv3x3_weights_backward for the input gradient with C and O swapped).
 void winograd_weights(const float* wt, int64_t C, int64_t O, float* U);
+
+// U of the weights w (O, C, 3, 3) for the forward convolution C -> O, or, when `flipped`, for the
+// input gradient's convolution O -> C (conv3x3_weights_backward's kernel), through a small cache:
+// an entry per (w pointer, direction) keeps a copy of w and is used only while w's contents are
+// unchanged (compared exactly), so sampling, whose weights are fixed, transforms each kernel once,
+// and a training step, whose weights change, recomputes it in place without allocating. At most
+// kWinogradCacheEntries entries, the least recently used replaced.
+constexpr int kWinogradCacheEntries = 64;
+std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped);
 
 // y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) + bias (O, or nullptr), with U
 // from winograd_weights. C and O multiples of 16.

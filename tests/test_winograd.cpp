@@ -212,3 +212,26 @@ TEST_CASE("conv3x3 winograd: conv2d's two algorithms agree; threads do not chang
   }
   REQUIRE(wino2.y != direct.y);  // two different summations: the switch really changed the algorithm
 }
+
+// The weight cache (winograd_weights_cached) keys on the weights' address but must follow their
+// contents: an optimiser updates a parameter in place, at the same address, every step.
+TEST_CASE("conv3x3 winograd: the weight cache follows in-place updates of the weights", "[ops]") {
+  if (!conv3x3_winograd_available()) {
+    WARN("this build has no AVX-512: no Winograd weight cache in use");
+    return;
+  }
+  const int64_t B = 1, C = 16, H = 6, W = 6, O = 16;
+  Generator gen(3);
+  std::vector<float> x = randn(gen, {B, C, H, W}), w = randn(gen, {O, C, 3, 3});
+  const Conv2dGeom g = conv2d_geom(B, C, H, W, O, 3, 3, 1, 1);
+  std::vector<float> y((size_t)(B * O * H * W));
+  for (int step = 0; step < 3; ++step) {
+    conv2d_forward_cpu(g, x.data(), w.data(), nullptr, y.data());
+    require_close(y, ref_forward(x, w, {}, B, C, H, W, O));
+    conv2d_forward_cpu(g, x.data(), w.data(), nullptr, y.data());  // a cache hit gives the same
+    require_close(y, ref_forward(x, w, {}, B, C, H, W, O));
+    w[(size_t)(step * 37)] += 1.0f;  // one weight changed in place
+  }
+  const auto a = winograd_weights_cached(w.data(), O, C, false), b = winograd_weights_cached(w.data(), O, C, false);
+  REQUIRE(a.get() == b.get());  // unchanged weights: the same U, not recomputed
+}
