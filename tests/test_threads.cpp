@@ -59,8 +59,15 @@ TEST_CASE("threads: two threads reproduce the serial results", "[threads]") {
   // The fused layer's epilogue and bias-gradient passes split rows / columns above their grain.
   same_with_threads("linear relu", {{256, 300}, {700, 300}, {700}},
                     [](auto& in) { return linear(in[0], in[1], in[2], LinearAct::Relu); }, 1e-4);
-  same_with_threads("conv2d", {{8, 16, 20, 20}, {32, 16, 3, 3}, {32}},
+  // 12 -> 24 channels: the direct 3x3 kernels (not multiples of 16).
+  same_with_threads("conv2d", {{8, 12, 20, 20}, {24, 12, 3, 3}, {24}},
                     [](auto& in) { return conv2d(in[0], in[1], in[2], 1, 1); }, 1e-4);
+  // 16 -> 32: Winograd on AVX-512 (kernels/winograd.h). Its forward and input gradient are the same
+  // bit for bit on any thread count (tests/test_winograd.cpp); its weight gradient sums per-thread
+  // partials of the transformed gradient dU, whose rounding is ~2e-6 of the sum of |dy x| terms
+  // (3200 of them here, ~2000 in all): up to ~4e-3 on entries of order 1-50.
+  same_with_threads("conv2d (winograd)", {{8, 16, 20, 20}, {32, 16, 3, 3}, {32}},
+                    [](auto& in) { return conv2d(in[0], in[1], in[2], 1, 1); }, 5e-3);
   same_with_threads("group_norm + silu", {{8, 32, 16, 16}, {32}, {32}},
                     [](auto& in) { return silu(group_norm(in[0], 8, in[1], in[2])); }, 1e-4);
   same_with_threads("softmax", {{512, 300}}, [](auto& in) { return softmax(in[0], -1) * in[0]; }, 1e-5);
