@@ -256,15 +256,14 @@ inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, 
   }
 }
 
-// V[xi][i + tx][16 cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from its input strip
-// xs (6, Wp, 16) of channel block cb. V: (36, ld, C).
-void input_transform(const float* xs, const Geom& g, int64_t cb, int64_t i, int64_t ld, float* V) {
+// V[xi][i + tx][16 cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from the 6 rows
+// (Wp vectors of 16 channels each) of its input strip in channel block cb. V: (36, ld, C).
+void input_transform(const float* const strip[6], const Geom& g, int64_t cb, int64_t i, int64_t ld, float* V) {
   for (int64_t tx = 0; tx < g.TX; ++tx) {
-    const float* src = xs + 4 * tx * kL;
     __m512 rows[6][6];
     for (int r = 0; r < 6; ++r) {
       __m512 d[6];
-      for (int s = 0; s < 6; ++s) d[s] = _mm512_loadu_ps(src + (r * g.Wp + s) * kL);
+      for (int s = 0; s < 6; ++s) d[s] = _mm512_loadu_ps(strip[r] + (4 * tx + s) * kL);
       bt6(d, rows[r]);  // rows[r][b] = (d B)[r][b]
     }
     float* dst = V + (i + tx) * g.C + cb * kL;
@@ -319,6 +318,26 @@ void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_
   }
 }
 
+// V of the tile rows [q0, q0 + nr) (row q = image q / TY, tile row q % TY). The input strips of
+// consecutive tile rows of one image share 2 rows, so each channel block's rows live in a ring of
+// 8 row buffers (ring: 8 x Wp x 16 floats) and only the 4 new ones are transposed.
+void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t ld, float* V, float* ring) {
+  const int64_t CB = g.C / kL, rowf = g.Wp * kL;
+  for (int64_t cb = 0; cb < CB; ++cb)
+    for (int64_t q = q0; q < q0 + nr; ++q) {
+      const int64_t b = q / g.TY, ty = q % g.TY;
+      const float* src = x + (b * g.C + cb * kL) * g.H * g.W;
+      const int r0 = q > q0 && ty > 0 ? 2 : 0;  // rows 0, 1 are the previous tile row's rows 4, 5
+      const float* strip[6];
+      for (int r = 0; r < 6; ++r) {
+        float* row = ring + ((4 * ty + r) & 7) * rowf;  // image row 4 ty - 1 + r
+        if (r >= r0) row_to_blocked(src, g.H, g.W, 4 * ty - 1 + r, 1, g.Wp, row);
+        strip[r] = row;
+      }
+      input_transform(strip, g, cb, (q - q0) * g.TX, ld, V);
+    }
+}
+
 // Tile rows per group: V and M of the group's tiles (36 x tiles x (C + O) floats) within ~512 KB,
 // half the L2, and, where that allows, a tile count that is a multiple of the GEMM kernel's 6 rows.
 int64_t group_rows(const Geom& g, int64_t max_tiles) {
@@ -347,10 +366,10 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
                                                                          << " must be multiples of 16");
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
-  const int64_t CB = C / kL, OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
+  const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
   const int64_t R = group_rows(g, 48), NT = R * g.TX;  // tile rows and tiles per group
   const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
-  const int64_t strip = 6 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
+  const int64_t strip = 8 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
   Tensor work = Tensor::empty({threads * per_thread});
   // Groups handed out one at a time: the two vCPUs of this project's VM ran the same work at
   // different speeds (one thread's transforms took 1.8x the other's, whichever half of the batch it
@@ -363,17 +382,10 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
     const int th = omp_get_thread_num();
     float* V = work.data() + th * per_thread;
     float* M = V + kWinogradPoints * NT * C;
-    float* xs = M + kWinogradPoints * NT * O;  // one strip: input (6, Wp, 16) or output (4, 4 TX, 16)
+    float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8, Wp, 16), or an output strip (4, 4 TX, 16)
     for (int64_t grp; (grp = next.fetch_add(1, std::memory_order_relaxed)) < groups;) {
       const int64_t q0 = grp * R, nr = std::min(R, rows_total - q0), n = nr * g.TX;
-      for (int64_t q = q0; q < q0 + nr; ++q) {  // tile row q = (b, ty)
-        const int64_t b = q / g.TY, ty = q % g.TY;
-        for (int64_t cb = 0; cb < CB; ++cb) {
-          const float* src = x + (b * C + cb * kL) * H * W;
-          for (int r = 0; r < 6; ++r) row_to_blocked(src, H, W, 4 * ty - 1 + r, 1, g.Wp, xs + r * g.Wp * kL);
-          input_transform(xs, g, cb, (q - q0) * g.TX, NT, V);
-        }
-      }
+      input_group(x, g, q0, nr, NT, V, xs);
       for (int xi = 0; xi < kWinogradPoints; ++xi)  // M[xi] (n, O) = V[xi] (n, C) U[xi] (C, O)
         gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * NT * C, C, U + xi * C * O, O, 0.0f, nullptr, false,
                           M + xi * NT * O, O);
@@ -398,11 +410,11 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
                                            << C << " -> " << O << " must be multiples of 16");
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
-  const int64_t CB = C / kL, OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
+  const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
   // Larger groups than the forward's: each group reads and writes all of this thread's dU once.
   const int64_t R = group_rows(g, 96), NT = R * g.TX;
   const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
-  const int64_t nu = kWinogradPoints * C * O, strip = 6 * g.Wp * kL;
+  const int64_t nu = kWinogradPoints * C * O, strip = 8 * g.Wp * kL;
   const int64_t per_thread = nu + O + kWinogradPoints * NT * (C + O) + strip;
   Tensor work = Tensor::empty({threads * per_thread});
 #pragma omp parallel num_threads(threads)
@@ -417,13 +429,9 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
     const Share sh = share(rows_total, th, threads);
     for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
       const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
+      input_group(x, g, q0, nr, NT, V, xs);
       for (int64_t q = q0; q < q0 + nr; ++q) {
         const int64_t b = q / g.TY, ty = q % g.TY;
-        for (int64_t cb = 0; cb < CB; ++cb) {
-          const float* src = x + (b * C + cb * kL) * H * W;
-          for (int r = 0; r < 6; ++r) row_to_blocked(src, H, W, 4 * ty - 1 + r, 1, g.Wp, xs + r * g.Wp * kL);
-          input_transform(xs, g, cb, (q - q0) * g.TX, NT, V);
-        }
         for (int64_t ob = 0; ob < OB; ++ob) {
           const float* src = dy + (b * O + ob * kL) * H * W;
           __m512 sum = _mm512_setzero_ps();
