@@ -3,7 +3,6 @@
 #include "kernels/winograd.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -371,20 +370,17 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
   const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
   const int64_t strip = 8 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
   Tensor work = Tensor::empty({threads * per_thread});
-  // Groups handed out one at a time: the two vCPUs of this project's VM ran the same work at
-  // different speeds (one thread's transforms took 1.8x the other's, whichever half of the batch it
-  // had), so a static split waited for the slower one. Each output is computed by one group in a
-  // fixed order, so the result does not depend on which thread takes which group.
-  std::atomic<int64_t> next{0};
-  const int64_t groups = (rows_total + R - 1) / R;
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();
     float* V = work.data() + th * per_thread;
     float* M = V + kWinogradPoints * NT * C;
     float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8, Wp, 16), or an output strip (4, 4 TX, 16)
-    for (int64_t grp; (grp = next.fetch_add(1, std::memory_order_relaxed)) < groups;) {
-      const int64_t q0 = grp * R, nr = std::min(R, rows_total - q0), n = nr * g.TX;
+    // A contiguous share of the tile rows per thread, the images the neighbouring ops' threads
+    // wrote (handing groups out dynamically measured no faster: 0.273 vs 0.266 s per U-Net step).
+    const Share sh = share(rows_total, th, threads);
+    for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
+      const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
       input_group(x, g, q0, nr, NT, V, xs);
       for (int xi = 0; xi < kWinogradPoints; ++xi)  // M[xi] (n, O) = V[xi] (n, C) U[xi] (C, O)
         gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * NT * C, C, U + xi * C * O, O, 0.0f, nullptr, false,
