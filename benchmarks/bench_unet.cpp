@@ -28,7 +28,8 @@
 // Each mode ends with one JSON line on stdout (the line starting with '{'), with ddpm_torch.py's
 // field names: train step {"mode": "bench-train", "median_step_s", "min_step_s", "max_step_s",
 // "median_step_cpu_s", "cpu_per_wall", "last_loss", ...}; --sample {"mode": "bench-sample",
-// "total_s", "per_step_s", "cpu_per_wall", "sample_mean", "sample_std", ...}; both add "conv_gflop"
+// "total_s", "per_step_s", "cpu_per_wall", "sample_mean", "sample_std", ...}; both add "conv_gflop" (the
+// direct algorithm's FLOP count) and "conv_gflop_computed" (with the Winograd layers' real count)
 // (the convolutions' FLOPs of one train step / of the whole sampling loop). The weights are random
 // in both engines but not the same numbers, so the losses and sample statistics are not comparable
 // across engines, only the times.
@@ -50,6 +51,7 @@
 
 #include "autograd/ops.h"
 #include "benchmarks/harness.h"
+#include "kernels/winograd.h"
 #include "core/device.h"
 #include "core/rng.h"
 #include "models/ddpm.h"
@@ -144,6 +146,18 @@ double conv_forward_flops(const ConvShape& c, int64_t B) {
   return 2.0 * B * c.cout * ho * ho * c.cin * c.k * c.k;
 }
 
+// The FLOPs the convolution's multiply-adds actually take with the algorithm conv2d picks: for the
+// Winograd layers (kernels/winograd.h) 36 C O multiply-adds per 4x4 output tile, the tiles covering
+// ceil(H/4) x ceil(W/4) (4x fewer than the direct count at 28x28, 3.1x at 14x14); the direct count
+// for the others. The input and weight gradients take the same count as the forward.
+double conv_forward_flops_computed(const ConvShape& c, int64_t B) {
+  if (c.k == 3 && c.stride == 1 && gt::conv3x3_winograd_applies(c.cin, c.cout)) {
+    const int64_t t = (c.hw + 3) / 4;
+    return 2.0 * B * t * t * gt::kWinogradPoints * c.cin * c.cout;
+  }
+  return conv_forward_flops(c, B);
+}
+
 // Process CPU time (user + system, all threads) in seconds.
 double cpu_seconds() {
   rusage r{};
@@ -230,8 +244,11 @@ int bench_sample(const Args& args) {
               "%lld ancestral steps (linear beta, sigma_t^2 = beta_t), %d threads\n",
               (long long)cfg.channels, cfg.groups, cfg.attention ? "on" : "off", (long long)unet.num_parameters(),
               (long long)args.n, (long long)H, (long long)H, (long long)args.sample_steps, gt::num_threads());
-  double conv_flops_step = 0;  // one forward at batch n
-  for (const ConvShape& c : conv_shapes(unet, H)) conv_flops_step += conv_forward_flops(c, args.n);
+  double conv_flops_step = 0, conv_flops_computed = 0;  // one forward at batch n
+  for (const ConvShape& c : conv_shapes(unet, H)) {
+    conv_flops_step += conv_forward_flops(c, args.n);
+    conv_flops_computed += conv_forward_flops_computed(c, args.n);
+  }
 
   const double c0 = cpu_seconds();
   const auto w0 = std::chrono::steady_clock::now();
@@ -258,9 +275,10 @@ int bench_sample(const Args& args) {
               cpu / wall, gt::num_threads());
   std::printf("{%s, \"mode\": \"bench-sample\", \"n\": %lld, \"sample_steps\": %lld, \"total_s\": %.6f, "
               "\"per_step_s\": %.6f, \"cpu_per_wall\": %.4f, \"sample_mean\": %.6g, \"sample_std\": %.6g, "
-              "\"conv_gflop\": %.3f, \"peak_gflops\": %.1f}\n",
+              "\"conv_gflop\": %.3f, \"conv_gflop_computed\": %.3f, \"peak_gflops\": %.1f}\n",
               json_config(unet).c_str(), (long long)args.n, (long long)args.sample_steps, wall, per_step, cpu / wall,
-              mean, stdev, conv_flops_step * (double)args.sample_steps / 1e9, gt::bench::peak_gflops(Device::CPU));
+              mean, stdev, conv_flops_step * (double)args.sample_steps / 1e9,
+              conv_flops_computed * (double)args.sample_steps / 1e9, gt::bench::peak_gflops(Device::CPU));
   return 0;
 }
 
@@ -301,15 +319,21 @@ int main(int argc, char** argv) {
     gt::bench::check_close("image 0 alone vs in the batch", first, one, kBatchAtol, kBatchRtol);
   }
 
-  double conv_flops_fwd = 0, conv_flops_in = 0;
+  double conv_flops_fwd = 0, conv_flops_in = 0, computed_fwd = 0, computed_in = 0;
   const std::vector<ConvShape> convs = conv_shapes(unet, H);
   for (const ConvShape& c : convs) {
     conv_flops_fwd += conv_forward_flops(c, B);
-    if (c.name == "conv_in") conv_flops_in = conv_forward_flops(c, B);
+    computed_fwd += conv_forward_flops_computed(c, B);
+    if (c.name == "conv_in") {
+      conv_flops_in = conv_forward_flops(c, B);
+      computed_in = conv_forward_flops_computed(c, B);
+    }
   }
   const double step_flops = 3 * conv_flops_fwd - conv_flops_in;  // conv_in needs no dX
-  std::printf("convolution FLOPs: forward %.2f GFLOP, forward+backward %.2f GFLOP per step\n", conv_flops_fwd / 1e9,
-              step_flops / 1e9);
+  const double step_computed = 3 * computed_fwd - computed_in;
+  std::printf("convolution FLOPs (the direct algorithm's count): forward %.2f GFLOP, forward+backward %.2f GFLOP per "
+              "step; as computed (Winograd layers at 36 products per 4x4 tile): %.2f and %.2f\n",
+              conv_flops_fwd / 1e9, step_flops / 1e9, computed_fwd / 1e9, step_computed / 1e9);
 
   // ---- time ----
   gt::bench::Timing tf;
@@ -351,10 +375,10 @@ int main(int argc, char** argv) {
   std::printf("{%s, \"mode\": \"bench-train\", \"batch\": %lld, \"steps\": %d, \"warmup\": %d, "
               "\"median_step_s\": %.6f, \"min_step_s\": %.6f, \"max_step_s\": %.6f, \"median_step_cpu_s\": %.6f, "
               "\"cpu_per_wall\": %.4f, \"last_loss\": %.6g, \"data\": \"random N(0, 1), one fixed batch\", "
-              "\"conv_gflop\": %.3f, \"peak_gflops\": %.1f}\n",
+              "\"conv_gflop\": %.3f, \"conv_gflop_computed\": %.3f, \"peak_gflops\": %.1f}\n",
               json_config(unet).c_str(), (long long)B, opt.reps, opt.warmup, 1e-3 * ts.median_ms, 1e-3 * ts.min_ms,
               1e-3 * step.max_ms, 1e-3 * step.median_cpu_ms, step.cpu_per_wall, last_loss, step_flops / 1e9,
-              gt::bench::peak_gflops(Device::CPU));
+              step_computed / 1e9, gt::bench::peak_gflops(Device::CPU));
   std::fflush(stdout);
 
   if (!args.layers) return 0;
