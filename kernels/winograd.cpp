@@ -229,6 +229,11 @@ inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, in
     const __mmask16 m = lanes_in(-w0, W - w0);
     __m512 v[kL];
     for (int l = 0; l < kL; ++l) v[l] = _mm512_maskz_loadu_ps(m, src + (l * H + h) * W + w0);
+    // The 16 planes are 16 streams H*W floats apart, too many for the hardware prefetcher: fetch
+    // the row 4 below (the next tile row's) while this one is transposed.
+    if (h + 4 < H)
+      for (int l = 0; l < kL; ++l)
+        _mm_prefetch((const char*)(src + (l * H + h + 4) * W + std::max<int64_t>(w0, 0)), _MM_HINT_T0);
     transpose16(v);
     const int64_t n = std::min<int64_t>(kL, Wb - s0);
     for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(dst + (s0 + j) * kL, v[j]);
