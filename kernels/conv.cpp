@@ -4,7 +4,9 @@
 //
 // Loops run in parallel over (image, channel) planes with gt::parallel_for; the GEMMs are Eigen's
 // (kernels/matmul.h), which parallelise over the batch or inside one product. 3x3 convolutions with
-// stride 1 and padding 1 skip im2col for the forward pass and the input gradient: kernels/conv3x3.h.
+// stride 1 and padding 1 skip im2col: with channels in multiples of 16 on AVX-512 they are Winograd
+// F(4x4, 3x3) (kernels/winograd.h: forward, input and weight gradients), otherwise the direct
+// kernels of kernels/conv3x3.h.
 #include "kernels/conv.h"
 
 #include <algorithm>
