@@ -1,10 +1,11 @@
 // norm.cpp: CPU GroupNorm (equations and the numerics in kernels/norm.h). Groups (n, g) run in
-// parallel; a group's M elements are contiguous, so every inner loop is a unit-stride sweep that
-// g++ vectorises (sums in 8 interleaved lanes). A group of the U-Net (4 channels x 28 x 28 floats,
+// parallel; a group's M elements are contiguous, so every inner loop is a unit-stride sweep on
+// vectors (sums in 2 x 16 lanes). A group of the U-Net (4 channels x 28 x 28 floats,
 // 12.5 KiB) stays in L1/L2 across the three sweeps of the forward.
 #include "kernels/norm.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/elementwise.h"
@@ -14,59 +15,96 @@ namespace gt {
 
 namespace {
 
-constexpr int kLanes = 8;
+// The sweeps' sums are kept in 2 x 16 lanes of GCC vector extensions (one AVX-512 register each,
+// two AVX2 ones), loaded with memcpy (unaligned), and added across lanes in one fixed order at the
+// end. (Written as `float acc[8]` indexed by i % 8, GCC 12 vectorised them across i with a
+// de-interleaving permute per load: 20 GB/s for the forward, a quarter of the copy bandwidth.)
+constexpr int kLanes = 16;
+typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline void load(vf& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+inline vf splat(float x) {
+  vf v;
+  for (int l = 0; l < kLanes; ++l) v[l] = x;
+  return v;
+}
+float combine(const vf& a, const vf& b) {
+  const vf s = a + b;
+  float t[kLanes];
+  std::memcpy(t, &s, sizeof t);
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) t[l] += t[l + w];
+  return t[0];
+}
 
 // Groups per parallel chunk: enough elements to be worth a thread.
 int64_t group_grain(int64_t M) { return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(M, 1)); }
 
-float combine(const float* acc) {
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 // sum_i (x[i] - shift)
 float shifted_sum(const float* x, int64_t n, float shift) {
-  float acc[kLanes] = {};
+  vf a0{}, a1{};
+  const vf sh = splat(shift);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l] - shift;
-  for (; i < n; ++i) acc[i % kLanes] += x[i] - shift;
-  return combine(acc);
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    vf u, v;
+    load(u, x + i);
+    load(v, x + i + kLanes);
+    a0 += u - sh;
+    a1 += v - sh;
+  }
+  float tail = 0.f;
+  for (; i < n; ++i) tail += x[i] - shift;
+  return combine(a0, a1) + tail;
 }
 
 // sd = sum d, sd2 = sum d^2 with d = (x[i] - hi) - lo
 void centred_sums(const float* x, int64_t n, float hi, float lo, float* sd, float* sd2) {
-  float a[kLanes] = {}, b[kLanes] = {};
+  vf a0{}, a1{}, b0{}, b1{};
+  const vf h = splat(hi), o = splat(lo);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float d = (x[i + l] - hi) - lo;
-      a[l] += d;
-      b[l] += d * d;
-    }
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    vf u, v;
+    load(u, x + i);
+    load(v, x + i + kLanes);
+    const vf du = (u - h) - o, dv = (v - h) - o;
+    a0 += du;
+    a1 += dv;
+    b0 += du * du;
+    b1 += dv * dv;
+  }
+  float ta = 0.f, tb = 0.f;
   for (; i < n; ++i) {
     const float d = (x[i] - hi) - lo;
-    a[i % kLanes] += d;
-    b[i % kLanes] += d * d;
+    ta += d;
+    tb += d * d;
   }
-  *sd = combine(a);
-  *sd2 = combine(b);
+  *sd = combine(a0, a1) + ta;
+  *sd2 = combine(b0, b1) + tb;
 }
 
 // A = sum dy, B = sum dy ((x - hi) - lo) over one channel's S elements
 void channel_sums(const float* dy, const float* x, int64_t n, float hi, float lo, float* A, float* B) {
-  float a[kLanes] = {}, b[kLanes] = {};
+  vf a0{}, a1{}, b0{}, b1{};
+  const vf h = splat(hi), o = splat(lo);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      a[l] += dy[i + l];
-      b[l] += dy[i + l] * ((x[i + l] - hi) - lo);
-    }
-  for (; i < n; ++i) {
-    a[i % kLanes] += dy[i];
-    b[i % kLanes] += dy[i] * ((x[i] - hi) - lo);
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    vf g0, g1, u, v;
+    load(g0, dy + i);
+    load(g1, dy + i + kLanes);
+    load(u, x + i);
+    load(v, x + i + kLanes);
+    a0 += g0;
+    a1 += g1;
+    b0 += g0 * ((u - h) - o);
+    b1 += g1 * ((v - h) - o);
   }
-  *A = combine(a);
-  *B = combine(b);
+  float ta = 0.f, tb = 0.f;
+  for (; i < n; ++i) {
+    ta += dy[i];
+    tb += dy[i] * ((x[i] - hi) - lo);
+  }
+  *A = combine(a0, a1) + ta;
+  *B = combine(b0, b1) + tb;
 }
 
 }  // namespace
