@@ -10,6 +10,7 @@
 #include "kernels/conv.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <omp.h>
 
@@ -375,11 +376,22 @@ void upsample_nearest2d_forward_cpu(const float* x, int64_t B, int64_t C, int64_
                                     float* y) {
   const int64_t Ho = H * scale, Wo = W * scale;
   parallel_for(B * C, plane_grain(Ho * Wo), [&](int64_t begin, int64_t end) {
+    // Row by row: input row h widened once into output row h*scale, then copied to the scale - 1
+    // rows below it (no per-element division: that form, upsample_nearest2d_value, ran at ~1 ns per
+    // output element, 4% of a sampling step).
     for (int64_t p = begin; p < end; ++p) {
       const float* src = x + p * H * W;
       float* dst = y + p * Ho * Wo;
-      for (int64_t oh = 0; oh < Ho; ++oh)
-        for (int64_t ow = 0; ow < Wo; ++ow) dst[oh * Wo + ow] = upsample_nearest2d_value(src, W, scale, oh, ow);
+      for (int64_t h = 0; h < H; ++h) {
+        float* row = dst + h * scale * Wo;
+        if (scale == 2) {
+          for (int64_t w = 0; w < W; ++w) row[2 * w] = row[2 * w + 1] = src[h * W + w];
+        } else {
+          for (int64_t w = 0; w < W; ++w)
+            for (int64_t k = 0; k < scale; ++k) row[w * scale + k] = src[h * W + w];
+        }
+        for (int64_t a = 1; a < scale; ++a) std::memcpy(row + a * Wo, row, (size_t)Wo * sizeof(float));
+      }
     }
   });
 }
@@ -391,8 +403,16 @@ void upsample_nearest2d_backward_cpu(const float* dy, int64_t B, int64_t C, int6
     for (int64_t p = begin; p < end; ++p) {
       const float* src = dy + p * Ho * Wo;
       float* dst = dx + p * H * W;
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w) dst[h * W + w] += upsample_nearest2d_grad(src, W, scale, h, w);
+      for (int64_t h = 0; h < H; ++h) {
+        const float* r0 = src + h * scale * Wo;
+        if (scale == 2) {  // the 2 x 2 block of each input pixel, summed in the order of upsample_nearest2d_grad
+          const float* r1 = r0 + Wo;
+          for (int64_t w = 0; w < W; ++w)
+            dst[h * W + w] += ((r0[2 * w] + r0[2 * w + 1]) + r1[2 * w]) + r1[2 * w + 1];
+        } else {
+          for (int64_t w = 0; w < W; ++w) dst[h * W + w] += upsample_nearest2d_grad(src, W, scale, h, w);
+        }
+      }
     }
   });
 }
