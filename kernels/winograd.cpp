@@ -227,6 +227,11 @@ inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, in
   for (int64_t s0 = 0; s0 < Wb; s0 += kL) {
     const int64_t w0 = s0 - off;  // image column of lane 0
     const __mmask16 m = lanes_in(-w0, W - w0);
+    const int64_t n = std::min<int64_t>(kL, Wb - s0);
+    if (m == 0) {  // only border columns (at W = 14 the second half of each padded row): zeros
+      std::memset(dst + s0 * kL, 0, (size_t)(n * kL) * sizeof(float));
+      continue;
+    }
     __m512 v[kL];
     for (int l = 0; l < kL; ++l) v[l] = _mm512_maskz_loadu_ps(m, src + (l * H + h) * W + w0);
     // The 16 planes are 16 streams H*W floats apart, too many for the hardware prefetcher: fetch
@@ -235,7 +240,6 @@ inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, in
       for (int l = 0; l < kL; ++l)
         _mm_prefetch((const char*)(src + (l * H + h + 4) * W + std::max<int64_t>(w0, 0)), _MM_HINT_T0);
     transpose16(v);
-    const int64_t n = std::min<int64_t>(kL, Wb - s0);
     for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(dst + (s0 + j) * kL, v[j]);
     if (sum)
       for (int64_t j = 0; j < n; ++j) *sum = _mm512_add_ps(*sum, v[j]);
@@ -260,9 +264,12 @@ inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, 
   }
 }
 
-// V[xi][i + tx][16 cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from the 6 rows
-// (Wp vectors of 16 channels each) of its input strip in channel block cb. V: (36, ld, C).
-void input_transform(const float* const strip[6], const Geom& g, int64_t cb, int64_t i, int64_t ld, float* V) {
+// V[i + tx][xi][16 cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from the 6 rows
+// (Wp vectors of 16 channels each) of its input strip in channel block cb; the tiles are `ts`
+// floats apart in V, the points `ps` (the forward: tile-major, (tiles, 36, C); the weight gradient,
+// whose products run down the tiles: point-major, (36, tiles, C)).
+void input_transform(const float* const strip[6], const Geom& g, int64_t cb, int64_t i, int64_t ts, int64_t ps,
+                     float* V) {
   for (int64_t tx = 0; tx < g.TX; ++tx) {
     __m512 rows[6][6];
     for (int r = 0; r < 6; ++r) {
@@ -270,26 +277,26 @@ void input_transform(const float* const strip[6], const Geom& g, int64_t cb, int
       for (int s = 0; s < 6; ++s) d[s] = _mm512_loadu_ps(strip[r] + (4 * tx + s) * kL);
       bt6(d, rows[r]);  // rows[r][b] = (d B)[r][b]
     }
-    float* dst = V + (i + tx) * g.C + cb * kL;
+    float* dst = V + (i + tx) * ts + cb * kL;
     for (int b = 0; b < 6; ++b) {
       __m512 col[6], z[6];
       for (int r = 0; r < 6; ++r) col[r] = rows[r][b];
       bt6(col, z);  // z[a] = (B^T d B)[a][b]
-      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dst + (a * 6 + b) * ld * g.C, z[a]);
+      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dst + (a * 6 + b) * ps, z[a]);
     }
   }
 }
 
 // The output strip ys (4, 4 TX, 16) of channel block ob = (A^T M A) for every tile tx of one tile
-// row, from M[xi][i + tx][16 ob ..]. M: (36, ld, O).
-void output_transform(const float* M, const Geom& g, int64_t ob, int64_t i, int64_t ld, float* ys) {
+// row, from M[i + tx][xi][16 ob ..]. M: (tiles, 36, O).
+void output_transform(const float* M, const Geom& g, int64_t ob, int64_t i, float* ys) {
   const int64_t Wy = 4 * g.TX;
   for (int64_t tx = 0; tx < g.TX; ++tx) {
-    const float* src = M + (i + tx) * g.O + ob * kL;
+    const float* src = M + (i + tx) * kWinogradPoints * g.O + ob * kL;
     __m512 rows[6][4];
     for (int a = 0; a < 6; ++a) {
       __m512 m[6];
-      for (int b = 0; b < 6; ++b) m[b] = _mm512_loadu_ps(src + (a * 6 + b) * ld * g.O);
+      for (int b = 0; b < 6; ++b) m[b] = _mm512_loadu_ps(src + (a * 6 + b) * g.O);
       at6(m, rows[a]);  // rows[a][v] = (M A)[a][v]
     }
     for (int v = 0; v < 4; ++v) {
@@ -302,7 +309,7 @@ void output_transform(const float* M, const Geom& g, int64_t ob, int64_t i, int6
 }
 
 // dM[xi][i + tx][16 ob ..] = (A dY A^T)[xi] for every tile tx of one tile row, from its dy strip
-// dys (4, 4 TX, 16) of channel block ob. dM: (36, ld, O).
+// dys (4, 4 TX, 16) of channel block ob. dM: (36, ld, O), point-major.
 void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_t ld, float* dM) {
   const int64_t Wy = 4 * g.TX;
   for (int64_t tx = 0; tx < g.TX; ++tx) {
@@ -325,7 +332,8 @@ void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_
 // V of the tile rows [q0, q0 + nr) (row q = image q / TY, tile row q % TY). The input strips of
 // consecutive tile rows of one image share 2 rows, so each channel block's rows live in a ring of
 // 8 row buffers (ring: 8 x Wp x 16 floats) and only the 4 new ones are transposed.
-void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t ld, float* V, float* ring) {
+void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t ts, int64_t ps, float* V,
+                 float* ring) {
   const int64_t CB = g.C / kL, rowf = g.Wp * kL;
   for (int64_t cb = 0; cb < CB; ++cb)
     for (int64_t q = q0; q < q0 + nr; ++q) {
@@ -338,7 +346,7 @@ void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t 
         if (r >= r0) row_to_blocked(src, g.H, g.W, 4 * ty - 1 + r, 1, g.Wp, row);
         strip[r] = row;
       }
-      input_transform(strip, g, cb, (q - q0) * g.TX, ld, V);
+      input_transform(strip, g, cb, (q - q0) * g.TX, ts, ps, V);
     }
 }
 
@@ -386,14 +394,16 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
     const Share sh = share(rows_total, th, threads);
     for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
       const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
-      input_group(x, g, q0, nr, NT, V, xs);
-      for (int xi = 0; xi < kWinogradPoints; ++xi)  // M[xi] (n, O) = V[xi] (n, C) U[xi] (C, O)
-        gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * NT * C, C, U + xi * C * O, O, 0.0f, nullptr, false,
-                          M + xi * NT * O, O);
+      input_group(x, g, q0, nr, kWinogradPoints * C, C, V, xs);
+      // M[., xi] (n, O) = V[., xi] (n, C) U[xi] (C, O); the tiles' rows are 36 C (36 O) floats apart:
+      // a tile's 36 points are stored together, so each transform writes (reads) one contiguous block.
+      for (int xi = 0; xi < kWinogradPoints; ++xi)
+        gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * C, kWinogradPoints * C, U + xi * C * O, O, 0.0f,
+                          nullptr, false, M + xi * O, kWinogradPoints * O);
       for (int64_t q = q0; q < q0 + nr; ++q) {
         const int64_t b = q / g.TY, ty = q % g.TY;
         for (int64_t ob = 0; ob < OB; ++ob) {
-          output_transform(M, g, ob, (q - q0) * g.TX, NT, xs);
+          output_transform(M, g, ob, (q - q0) * g.TX, xs);
           __m512 bv[kL];
           for (int l = 0; l < kL; ++l) bv[l] = _mm512_set1_ps(bias ? bias[ob * kL + l] : 0.0f);
           float* dst = y + (b * O + ob * kL) * H * W;
@@ -430,7 +440,7 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
     const Share sh = share(rows_total, th, threads);
     for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
       const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
-      input_group(x, g, q0, nr, NT, V, xs);
+      input_group(x, g, q0, nr, C, NT * C, V, xs);
       for (int64_t q = q0; q < q0 + nr; ++q) {
         const int64_t b = q / g.TY, ty = q % g.TY;
         for (int64_t ob = 0; ob < OB; ++ob) {
