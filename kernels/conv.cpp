@@ -271,7 +271,8 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
   const int64_t CK = g.C * g.kh * g.kw, L = g.Ho * g.Wo, xs = g.C * g.H * g.W, ys = g.O * L;
   const bool wino = winograd_applies(g);
   const bool direct = conv3x3_applies(g.kh, g.kw, g.stride, g.pad, g.W);
-  const bool direct_dw = dw && (wino || (direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())));
+  const bool wino_dw = wino && conv3x3_winograd_weight_grad_applies(g.C, g.O, omp_get_max_threads());
+  const bool direct_dw = dw && (wino_dw || (direct && conv3x3_weight_grad_applies(g.O, g.C, omp_get_max_threads())));
   // db[o] += sum_{b,l} dy[b,o,l] (the direct weight gradients make it in their pass over dy)
   if (db && !direct_dw) channel_sum_cpu(dy, g.B, g.O, L, db);
   if (dx && wino) {
@@ -280,7 +281,7 @@ void conv2d_backward_cpu(const Conv2dGeom& g, const float* x, const float* w, co
     conv3x3_winograd_cpu(dy, g.B, g.O, g.H, g.W, U->data(), g.C, nullptr, dx, /*accumulate=*/!dx_overwrite);
     dx = nullptr;
   }
-  if (dw && wino) {
+  if (dw && wino_dw) {
     conv3x3_winograd_weight_grad_cpu(x, dy, g.B, g.C, g.H, g.W, g.O, dw, db);
     dw = nullptr;
   }

@@ -54,6 +54,11 @@ float gg(int xi, int tap) { return (float)(kG[xi / 6][tap / 3] * kG[xi % 6][tap 
 Conv3x3Algo conv3x3_algo() { return algo_setting(); }
 void set_conv3x3_algo(Conv3x3Algo algo) { algo_setting() = algo; }
 
+bool conv3x3_winograd_weight_grad_applies(int64_t C, int64_t O, int threads) {
+  return kWinogradPoints * C * O * (int64_t)std::min(std::max(threads, 1), kWinogradMaxThreads) <=
+         kWinogradMaxPartialFloats;
+}
+
 bool conv3x3_winograd_applies(int64_t C, int64_t O) {
   return conv3x3_winograd_available() && C > 0 && O > 0 && C % 16 == 0 && O % 16 == 0 &&
          conv3x3_algo() == Conv3x3Algo::Winograd;
@@ -429,13 +434,14 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
   const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
   // Larger groups than the forward's: each group reads and writes all of this thread's dU once.
   const int64_t R = group_rows(g, 96), NT = R * g.TX;
-  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
+  const int threads = omp_in_parallel() ? 1
+                                        : (int)std::min<int64_t>({omp_get_max_threads(), (rows_total + R - 1) / R,
+                                                                  (int64_t)kWinogradMaxThreads});
   const int64_t nu = kWinogradPoints * C * O, strip = 8 * g.Wp * kL;
   const int64_t per_thread = nu + O + kWinogradPoints * NT * (C + O) + strip;
   // Per-thread scratch (dU, db partials, V, dM, strips) kept by each thread, as in the forward; the
   // partials are read back through `part` after the parallel region.
-  float* part[64];
-  GT_CHECK(threads <= 64, "conv3x3_winograd_weight_grad_cpu: at most 64 threads (" << threads << ")");
+  float* part[kWinogradMaxThreads];
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();

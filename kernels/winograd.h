@@ -88,6 +88,13 @@ std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w
 void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
                           const float* bias, float* y, bool accumulate);
 
+// Whether the weight gradient's per-thread partials dU (36 C O floats per thread, at most
+// kWinogradMaxThreads threads) stay within kWinogradMaxPartialFloats over all threads (64 MiB; the
+// U-Net's largest, 128 -> 64, needs 1.2 MB per thread); above it conv2d uses im2col + GEMM.
+constexpr int kWinogradMaxThreads = 64;
+constexpr int64_t kWinogradMaxPartialFloats = int64_t(1) << 24;
+bool conv3x3_winograd_weight_grad_applies(int64_t C, int64_t O, int threads);
+
 // dw (O, C, 3, 3) += the weight gradient of the convolution above, and db (O) += sum_{b,h,w} dy when
 // not null: x (B, C, H, W), dy (B, O, H, W). Threads split the tiles, each summing into its own dU;
 // the partials are added in thread order (deterministic for a given thread count).

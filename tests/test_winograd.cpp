@@ -156,6 +156,8 @@ TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the defin
       REQUIRE(std::fabs(db[(size_t)o] - s) <= 1e-6 * m + kAbs);
     }
   }
+  REQUIRE(conv3x3_winograd_weight_grad_applies(128, 64, 2));    // the U-Net's largest: 1.2 MB per thread
+  REQUIRE_FALSE(conv3x3_winograd_weight_grad_applies(512, 512, 2));  // 75 MB: im2col + GEMM instead
   REQUIRE_FALSE(conv3x3_winograd_applies(1, 32));   // conv_in: direct kernel
   REQUIRE_FALSE(conv3x3_winograd_applies(32, 8));   // not a multiple of 16
 }
