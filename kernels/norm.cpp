@@ -22,11 +22,11 @@ namespace {
 constexpr int kLanes = 16;
 typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
 
+// Through references, not return values: with 16-float vectors wider than the target's registers
+// (AVX2) a vector-returning function would change the ABI (GCC's -Wpsabi).
 inline void load(vf& v, const float* p) { std::memcpy(&v, p, sizeof v); }
-inline vf splat(float x) {
-  vf v;
+inline void splat(vf& v, float x) {
   for (int l = 0; l < kLanes; ++l) v[l] = x;
-  return v;
 }
 float combine(const vf& a, const vf& b) {
   const vf s = a + b;
@@ -42,8 +42,8 @@ int64_t group_grain(int64_t M) { return std::max<int64_t>(1, kElementwiseGrain /
 
 // sum_i (x[i] - shift)
 float shifted_sum(const float* x, int64_t n, float shift) {
-  vf a0{}, a1{};
-  const vf sh = splat(shift);
+  vf a0{}, a1{}, sh;
+  splat(sh, shift);
   int64_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
     vf u, v;
@@ -59,8 +59,9 @@ float shifted_sum(const float* x, int64_t n, float shift) {
 
 // sd = sum d, sd2 = sum d^2 with d = (x[i] - hi) - lo
 void centred_sums(const float* x, int64_t n, float hi, float lo, float* sd, float* sd2) {
-  vf a0{}, a1{}, b0{}, b1{};
-  const vf h = splat(hi), o = splat(lo);
+  vf a0{}, a1{}, b0{}, b1{}, h, o;
+  splat(h, hi);
+  splat(o, lo);
   int64_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
     vf u, v;
@@ -84,8 +85,9 @@ void centred_sums(const float* x, int64_t n, float hi, float lo, float* sd, floa
 
 // A = sum dy, B = sum dy ((x - hi) - lo) over one channel's S elements
 void channel_sums(const float* dy, const float* x, int64_t n, float hi, float lo, float* A, float* B) {
-  vf a0{}, a1{}, b0{}, b1{};
-  const vf h = splat(hi), o = splat(lo);
+  vf a0{}, a1{}, b0{}, b1{}, h, o;
+  splat(h, hi);
+  splat(o, lo);
   int64_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
     vf g0, g1, u, v;
