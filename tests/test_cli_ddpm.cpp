@@ -408,3 +408,20 @@ TEST_CASE("cli ddpm: mistakes are refused naming the flag; a non-finite loss nam
   CHECK_THAT(nan.err, Catch::Contains("non-finite") && Catch::Contains("epoch 1, step") &&
                           Catch::Contains("no checkpoint"));
 }
+
+// GENTAPE_CONV3X3 (kernels/winograd.h) selects the 3x3 convolution algorithm; a value it does not
+// know is reported, naming the variable, before a command writes anything.
+TEST_CASE("cli: an unknown GENTAPE_CONV3X3 is refused before anything is written", "[cli]") {
+  TempDir tmp;
+  ::setenv("GENTAPE_CONV3X3", "fast", 1);
+  const Result r = gentape("train ddpm --steps 1 --device cpu --out " + tmp.path + "/bad");
+  ::unsetenv("GENTAPE_CONV3X3");
+  REQUIRE(r.code == 1);
+  REQUIRE_THAT(r.err, Catch::Contains("GENTAPE_CONV3X3=fast") && Catch::Contains("winograd or direct"));
+  REQUIRE_FALSE(std::filesystem::exists(tmp.path + "/bad"));
+  for (const char* known : {"direct", "winograd"}) {  // the known values are accepted
+    ::setenv("GENTAPE_CONV3X3", known, 1);
+    REQUIRE(gentape("info").code == 0);
+  }
+  ::unsetenv("GENTAPE_CONV3X3");
+}

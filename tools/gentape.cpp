@@ -19,6 +19,7 @@
 #include "core/allocator.h"
 #include "core/device.h"
 #include "core/rng.h"
+#include "kernels/winograd.h"
 #include "tools/commands.h"
 
 namespace gt::tools {
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    gt::conv3x3_algo();  // a bad GENTAPE_CONV3X3 is reported before a command writes anything
     return command->run(Args(argv + 2, argv + argc));
   } catch (const gt::cli::UsageError& e) {
     std::fprintf(stderr, "gentape %s: %s\n(see gentape %s --help)\n", cmd.c_str(), e.what(), cmd.c_str());
