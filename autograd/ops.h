@@ -95,6 +95,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
 // x (B, C, H, W), weight (O, C, kh, kw), bias (O) or undefined -> (B, O, Ho, Wo).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride = 1,
               int padding = 0);
+// conv2d(x, weight, bias, 1, 1) + addend for a 3x3 weight (O, C, 3, 3), with addend (B, O, H, W) (a
+// residual connection) or (B, O, 1, 1) (a per-image bias, broadcast over H x W): the U-Net's
+// ResBlock adds both after its convolutions. On the CPU with the Winograd kernels
+// (kernels/winograd.h) the addend goes into the convolution's own store, saving the add's pass
+// over the output; elsewhere it is conv2d then add. Values and gradients are those of the two ops.
+Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& addend);
 // x (B, C, H, W), weight (C, O, kh, kw) (PyTorch's layout), bias (O) or undefined ->
 // (B, O, (H-1)*stride - 2*padding + kh + output_padding, ...).
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride = 1,

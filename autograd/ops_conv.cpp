@@ -5,9 +5,13 @@
 // Every backward accumulates into the inputs' gradient buffers (grad_buffer) directly: the kernels
 // add into dx / dw / db (beta = 1 GEMMs, += loops), so no gradient temporary is allocated. conv2d's
 // CPU backward writes the first gradient of its input instead (grad_dest: no zero-fill first).
+#include <algorithm>
+
 #include "autograd/ops.h"
 #include "core/dispatch.h"
 #include "kernels/conv.h"
+#include "kernels/parallel.h"
+#include "kernels/winograd.h"
 
 namespace gt {
 
@@ -65,6 +69,67 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int str
       float* dx = x.requires_grad() ? grad_dest(x, &dx_overwrite) : nullptr;
       GT_DISPATCH(dy.device(), conv2d_backward_cpu(g, x.data(), weight.data(), dy.data(), dx, dw, db, dx_overwrite),
                   conv2d_backward_cuda(g, x.data(), weight.data(), dy.data(), dx, dw, db));
+    });
+  }
+  return y;
+}
+
+// Derivative: that of conv2d for x, weight and bias, and d addend = dy (summed over H x W for a
+// per-image addend).
+Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& addend) {
+  const char* op = "conv2d_add";
+  check_conv_args(op, x, weight, bias);
+  check_defined(op, addend, "the addend");
+  check_dtype_f32(op, addend);
+  check_same_device(op, x, addend);
+  GT_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3,
+           op << ": weight must be (O, C, 3, 3), got " << weight.shape());
+  GT_CHECK(x.size(1) == weight.size(1), op << ": input " << x.shape() << " has " << x.size(1)
+                                            << " channels but weight " << weight.shape() << " expects "
+                                            << weight.size(1));
+  check_bias(op, bias, weight, weight.size(0));
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = weight.size(0);
+  const bool per_sample = addend.shape() == Shape{B, O, 1, 1}, full = addend.shape() == Shape{B, O, H, W};
+  GT_CHECK(per_sample || full, op << ": addend " << addend.shape() << " must be (" << B << ", " << O << ", " << H
+                                  << ", " << W << ") or (" << B << ", " << O << ", 1, 1)");
+  if (x.device() != Device::CPU || !conv3x3_winograd_applies(C, O)) return add(conv2d(x, weight, bias, 1, 1), addend);
+
+  const Conv2dGeom g = conv2d_geom(B, C, H, W, O, 3, 3, 1, 1);
+  Tensor y = Tensor::empty({B, O, H, W});
+  const auto U = winograd_weights_cached(weight.data(), O, C, /*flipped=*/false);
+  conv3x3_winograd_cpu(x.data(), B, C, H, W, U->data(), O, bias.defined() ? bias.data() : nullptr, y.data(), false,
+                       addend.data(), per_sample ? Addend::PerSample : Addend::Full);
+  if (needs_grad({&x, &weight, &bias, &addend})) {
+    std::vector<Tensor> inputs{x, weight};
+    if (bias.defined()) inputs.push_back(bias);
+    inputs.push_back(addend);
+    record(op, inputs, y, [x, weight, bias, addend, g, per_sample](const Tensor& dy) {
+      float *dw = grad_ptr(weight), *db = grad_ptr(bias);
+      bool dx_overwrite = false;
+      float* dx = x.requires_grad() ? grad_dest(x, &dx_overwrite) : nullptr;
+      if (dx || dw || db) conv2d_backward_cpu(g, x.data(), weight.data(), dy.data(), dx, dw, db, dx_overwrite);
+      if (!addend.requires_grad()) return;
+      bool overwrite = false;
+      float* da = grad_dest(addend, &overwrite);
+      const float* d = dy.data();
+      const int64_t planes = g.B * g.O, L = g.Ho * g.Wo;
+      if (per_sample) {  // da[b, o] (+)= sum over the plane, in one fixed order
+        parallel_for(planes, std::max<int64_t>(1, kElementwiseGrain / L), [&](int64_t p0, int64_t p1) {
+          for (int64_t p = p0; p < p1; ++p) {
+            float s = 0.f;
+            for (int64_t i = 0; i < L; ++i) s += d[p * L + i];
+            da[p] = overwrite ? s : da[p] + s;
+          }
+        });
+      } else {
+        parallel_for(planes * L, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
+          if (overwrite) {
+            std::copy(d + i0, d + i1, da + i0);
+          } else {
+            for (int64_t i = i0; i < i1; ++i) da[i] += d[i];
+          }
+        });
+      }
     });
   }
   return y;

@@ -252,9 +252,10 @@ inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, in
   }
 }
 
-// Row h of the 16 planes dst (16, H, W), columns [0, W), (+)= src[w] (vectors of 16 channels) + bias.
+// Row h of the 16 planes dst (16, H, W), columns [0, W), (+)= src[w] (vectors of 16 channels) +
+// bias, + the same row of the 16 planes `res` (16, H, W) when not null.
 inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, const __m512* bias, float* dst,
-                             bool accumulate) {
+                             bool accumulate, const float* res = nullptr) {
   for (int64_t w0 = 0; w0 < W; w0 += kL) {
     const int64_t n = std::min<int64_t>(kL, W - w0);
     const __mmask16 m = lanes_in(0, n);
@@ -264,6 +265,7 @@ inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, 
     for (int l = 0; l < kL; ++l) {
       float* out = dst + (l * H + h) * W + w0;
       __m512 r = _mm512_add_ps(v[l], bias[l]);
+      if (res) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, res + (l * H + h) * W + w0));
       if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, out));
       _mm512_mask_storeu_ps(out, m, r);
     }
@@ -379,7 +381,8 @@ Share share(int64_t rows_total, int th, int threads) {
 bool conv3x3_winograd_available() { return true; }
 
 void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
-                          const float* bias, float* y, bool accumulate) {
+                          const float* bias, float* y, bool accumulate, const float* addend, Addend kind) {
+  GT_CHECK(!addend || kind != Addend::None, "conv3x3_winograd_cpu: an addend needs its kind");
   GT_CHECK(C % kL == 0 && O % kL == 0, "conv3x3_winograd_cpu: channels " << C << " -> " << O
                                                                          << " must be multiples of 16");
   if (B == 0 || H == 0 || W == 0) return;
@@ -415,10 +418,15 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
         for (int64_t ob = 0; ob < OB; ++ob) {
           output_transform(M, g, ob, (q - q0) * g.TX, xs);
           __m512 bv[kL];
-          for (int l = 0; l < kL; ++l) bv[l] = _mm512_set1_ps(bias ? bias[ob * kL + l] : 0.0f);
+          for (int l = 0; l < kL; ++l) {
+            const int64_t o = ob * kL + l;
+            bv[l] = _mm512_set1_ps((bias ? bias[o] : 0.0f) +
+                                   (addend && kind == Addend::PerSample ? addend[b * O + o] : 0.0f));
+          }
           float* dst = y + (b * O + ob * kL) * H * W;
+          const float* res = addend && kind == Addend::Full ? addend + (b * O + ob * kL) * H * W : nullptr;
           for (int u = 0; u < 4 && 4 * ty + u < H; ++u)
-            row_from_blocked(xs + u * Wy * kL, H, W, 4 * ty + u, bv, dst, accumulate);
+            row_from_blocked(xs + u * Wy * kL, H, W, 4 * ty + u, bv, dst, accumulate, res);
         }
       }
     }
@@ -513,7 +521,7 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
 bool conv3x3_winograd_available() { return false; }
 
 void conv3x3_winograd_cpu(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
-                          float*, bool) {
+                          float*, bool, const float*, Addend) {
   GT_FAIL("conv3x3_winograd_cpu: this build has no AVX-512 (check conv3x3_winograd_available() first)");
 }
 

@@ -83,10 +83,14 @@ void winograd_weights(const float* wt, int64_t C, int64_t O, float* U);
 constexpr int kWinogradCacheEntries = 64;
 std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped);
 
-// y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) + bias (O, or nullptr), with U
-// from winograd_weights. C and O multiples of 16.
+// y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) + bias (O, or nullptr) [+ addend],
+// with U from winograd_weights. C and O multiples of 16. The addend is added in the same store (no
+// separate pass over y): Addend::PerSample, addend (B, O), one value per image and channel (the
+// U-Net's time embedding); Addend::Full, addend (B, O, H, W) (a residual connection).
+enum class Addend { None, PerSample, Full };
 void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
-                          const float* bias, float* y, bool accumulate);
+                          const float* bias, float* y, bool accumulate, const float* addend = nullptr,
+                          Addend kind = Addend::None);
 
 // Whether the weight gradient's per-thread partials dU (36 C O floats per thread, at most
 // kWinogradMaxThreads threads) stay within kWinogradMaxPartialFloats over all threads (64 MiB; the

@@ -90,11 +90,12 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& temb_act) const {
   GT_CHECK(x.dim() == 4 && x.size(1) == cin,
            "ResBlock(" << cin << " -> " << cout << "): input shape " << x.shape() << ", expected (B, " << cin
                        << ", H, W)");
-  Tensor h = conv1_->forward(norm1_->forward_silu(x));
-  // (B, cout) -> (B, cout, 1, 1): add broadcasts it over H x W
-  h = add(h, reshape(temb_proj_->forward(temb_act), {x.size(0), cout, 1, 1}));
-  h = conv2_->forward(norm2_->forward_silu(h));
-  return add(h, skip_ ? skip_->forward(x) : x);
+  // h = conv1(silu(gn1(x))) + temb_proj(temb), the (B, cout) projection broadcast over H x W as
+  // (B, cout, 1, 1); out = conv2(silu(gn2(h))) + skip(x). conv2d_add is conv2d then add, with the
+  // add folded into the convolution's store where the Winograd kernels run (autograd/ops.h).
+  Tensor h = conv2d_add(norm1_->forward_silu(x), conv1_->weight, conv1_->bias,
+                        reshape(temb_proj_->forward(temb_act), {x.size(0), cout, 1, 1}));
+  return conv2d_add(norm2_->forward_silu(h), conv2_->weight, conv2_->bias, skip_ ? skip_->forward(x) : x);
 }
 
 AttnBlock::AttnBlock(int64_t c, int groups, Generator& init) : c_(c) {

@@ -15,6 +15,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "autograd/ops.h"
 #include "core/device.h"
 #include "core/rng.h"
 #include "kernels/conv.h"
@@ -236,4 +237,37 @@ TEST_CASE("conv3x3 winograd: the weight cache follows in-place updates of the we
   }
   const auto a = winograd_weights_cached(w.data(), O, C, false), b = winograd_weights_cached(w.data(), O, C, false);
   REQUIRE(a.get() == b.get());  // unchanged weights: the same U, not recomputed
+}
+
+// conv2d_add (autograd/ops.h) with the addend folded into the Winograd store equals conv2d then add,
+// for both kinds of addend, in values and in every gradient (x, weight, bias, addend).
+TEST_CASE("conv3x3 winograd: conv2d_add equals conv2d + add, values and gradients", "[ops]") {
+  const int64_t B = 3, C = 16, H = 9, W = 20, O = 32;  // W > 16: rows stored in two 16-column parts
+  for (const bool per_sample : {true, false}) {
+    INFO((per_sample ? "addend (B, O, 1, 1)" : "addend (B, O, H, W)"));
+    std::vector<std::vector<float>> got[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Generator gen(21);
+      Tensor x = gen.randn({B, C, H, W}).set_requires_grad(), w = gen.randn({O, C, 3, 3}).set_requires_grad();
+      Tensor b = gen.randn({O}).set_requires_grad();
+      Tensor a = (per_sample ? gen.randn({B, O, 1, 1}) : gen.randn({B, O, H, W})).set_requires_grad();
+      Tensor r = gen.randn({B, O, H, W});
+      Tensor y = fused ? conv2d_add(x, w, b, a) : add(conv2d(x, w, b, 1, 1), a);
+      backward(sum(mul(y, r)));
+      got[fused] = {y.to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector(),
+                    a.grad().to_vector()};
+    }
+    const char* what[] = {"y", "dx", "dw", "db", "d addend"};
+    for (size_t k = 0; k < 5; ++k) {
+      INFO(what[k]);
+      REQUIRE(got[0][k].size() == got[1][k].size());
+      for (size_t i = 0; i < got[0][k].size(); ++i)
+        REQUIRE(got[1][k][i] == Approx(got[0][k][i]).margin(1e-4).epsilon(1e-5));  // sums of <= 540 terms
+    }
+  }
+  Tensor x = Tensor::zeros({2, 16, 5, 5}), w = Tensor::zeros({16, 16, 3, 3});
+  REQUIRE_THROWS_WITH(conv2d_add(x, w, Tensor(), Tensor::zeros({2, 16, 5, 1})),
+                      Catch::Contains("(2, 16, 5, 1)") && Catch::Contains("(2, 16, 1, 1)"));
+  REQUIRE_THROWS_WITH(conv2d_add(x, Tensor::zeros({16, 16, 1, 1}), Tensor(), Tensor::zeros({2, 16, 5, 5})),
+                      Catch::Contains("(O, C, 3, 3)"));
 }
