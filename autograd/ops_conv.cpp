@@ -11,7 +11,6 @@
 #include "core/dispatch.h"
 #include "kernels/conv.h"
 #include "kernels/parallel.h"
-#include "kernels/winograd.h"
 
 namespace gt {
 
@@ -92,13 +91,12 @@ Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   const bool per_sample = addend.shape() == Shape{B, O, 1, 1}, full = addend.shape() == Shape{B, O, H, W};
   GT_CHECK(per_sample || full, op << ": addend " << addend.shape() << " must be (" << B << ", " << O << ", " << H
                                   << ", " << W << ") or (" << B << ", " << O << ", 1, 1)");
-  if (x.device() != Device::CPU || !conv3x3_winograd_applies(C, O)) return add(conv2d(x, weight, bias, 1, 1), addend);
-
   const Conv2dGeom g = conv2d_geom(B, C, H, W, O, 3, 3, 1, 1);
+  if (x.device() != Device::CPU || !conv2d_add_fused_cpu(g)) return add(conv2d(x, weight, bias, 1, 1), addend);
+
   Tensor y = Tensor::empty({B, O, H, W});
-  const auto U = winograd_weights_cached(weight.data(), O, C, /*flipped=*/false);
-  conv3x3_winograd_cpu(x.data(), B, C, H, W, U->data(), O, bias.defined() ? bias.data() : nullptr, y.data(), false,
-                       addend.data(), per_sample ? Addend::PerSample : Addend::Full);
+  conv2d_forward_add_cpu(g, x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, addend.data(), per_sample,
+                         y.data());
   if (needs_grad({&x, &weight, &bias, &addend})) {
     std::vector<Tensor> inputs{x, weight};
     if (bias.defined()) inputs.push_back(bias);

@@ -51,9 +51,9 @@
 
 #include "autograd/ops.h"
 #include "benchmarks/harness.h"
-#include "kernels/winograd.h"
 #include "core/device.h"
 #include "core/rng.h"
+#include "kernels/winograd.h"
 #include "models/ddpm.h"
 #include "models/diffusion.h"
 #include "models/optim.h"

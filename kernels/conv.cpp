@@ -17,9 +17,9 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/conv3x3.h"
-#include "kernels/winograd.h"
 #include "kernels/matmul.h"
 #include "kernels/parallel.h"
+#include "kernels/winograd.h"
 
 namespace gt {
 
@@ -234,6 +234,18 @@ bool winograd_applies(const Conv2dGeom& g) {
   return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && conv3x3_winograd_applies(g.C, g.O);
 }
 }  // namespace
+
+bool conv2d_add_fused_cpu(const Conv2dGeom& g) { return winograd_applies(g); }
+
+void conv2d_forward_add_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias,
+                            const float* addend, bool per_sample, float* y) {
+  GT_CHECK(winograd_applies(g), "conv2d_forward_add_cpu: needs a 3x3, stride-1, padding-1 convolution with channels "
+                                "in multiples of 16 on AVX-512, got "
+                                    << g.C << " -> " << g.O << ", " << g.kh << "x" << g.kw << ", stride " << g.stride);
+  const auto U = winograd_weights_cached(w, g.O, g.C, /*flipped=*/false);
+  conv3x3_winograd_cpu(x, g.B, g.C, g.H, g.W, U->data(), g.O, bias, y, /*accumulate=*/false, addend,
+                       per_sample ? Addend::PerSample : Addend::Full);
+}
 
 void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y) {
   if (winograd_applies(g)) {  // F(4x4, 3x3): 4x fewer multiplications (winograd.h)

@@ -134,6 +134,13 @@ void col2im_cpu(const float* col, int64_t B, const ColGeom& g, float* x, bool ac
 
 // x (B, C, H, W), w (O, C, kh, kw), bias (O) or nullptr -> y (B, O, Ho, Wo).
 void conv2d_forward_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias, float* y);
+// Whether conv2d_forward_add_cpu serves g: a 3x3, stride-1, padding-1 convolution on the Winograd
+// kernels (kernels/winograd.h), whose store can add the addend at no extra pass.
+bool conv2d_add_fused_cpu(const Conv2dGeom& g);
+// y (B, O, Ho, Wo) = conv2d(x) + bias + addend, addend (B, O) per image and channel when per_sample,
+// else (B, O, Ho, Wo). Requires conv2d_add_fused_cpu(g).
+void conv2d_forward_add_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias,
+                            const float* addend, bool per_sample, float* y);
 // dy (B, O, Ho, Wo) -> dx (B, C, H, W) +=, dw (O, C, kh, kw) +=, db (O) +=; each may be nullptr.
 // dx_overwrite: dx is written instead (its old contents, possibly garbage, are never read) — the
 // first gradient into a fresh buffer needs no zero-fill (autograd's grad_target).

@@ -23,13 +23,14 @@
 // tiles then cover 16x16). The transforms themselves are a few dozen additions per 6x6 patch and
 // 16 channels, run on vectors of 16 channels.
 //
-// Layout: channels go in the vector lanes. The input is first copied into blocks of 16 channels
-// with a zero border, xb (B, C/16, 4TY+2, 4TX+2, 16) (TY = ceil(H/4), TX = ceil(W/4)), so that
-// a patch is 36 plain vector loads. Tiles are processed in groups small enough for their V and M
-// (36 x group x (C + O) floats) to stay in the 1 MB L2 cache; each group's 36 products run on
-// gentape's GEMM kernel (kernels/gemm_avx512.h). The output comes back in the same blocked layout
-// and a last pass writes it NCHW, with the bias. Every output is computed in a fixed order, the
-// same for any thread count.
+// Layout: channels go in the vector lanes. Tiles are processed in groups of whole tile rows,
+// small enough for their V and M (36 x group x (C + O) floats) to stay in the 1 MB L2 cache: for
+// each 16-channel block the 6 input rows of a tile row are transposed from NCHW into an L1 strip
+// of vectors of 16 channels with a zero border (TY = ceil(H/4), TX = ceil(W/4) tiles), so that a
+// patch is 36 plain vector loads; the group's 36 products run on gentape's GEMM kernel
+// (kernels/gemm_avx512.h); the output transform writes a strip of 4 rows in the same layout, which
+// is transposed straight back into NCHW with the bias (and an optional addend). Every output is
+// computed in a fixed order, the same for any thread count.
 //
 // Input gradient: dx is the convolution of dy with the flipped, channel-swapped kernel
 // (kernels/conv3x3.h), so the same function runs it on U of conv3x3_weights_backward's weights.

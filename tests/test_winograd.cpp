@@ -107,13 +107,27 @@ void require_close(const std::vector<float>& got, const Ref& want, double base =
 
 std::vector<float> randn(Generator& gen, const Shape& shape) { return gen.randn(shape).to_vector(); }
 
+// The input gradient's kernel: w (O, C, 3, 3) transposed to (C, O, 3, 3) and flipped, so that
+// dx = ref_forward(dy, flipped_transpose(w, O, C), {}, B, O, H, W, C).
+std::vector<float> flipped_transpose(const std::vector<float>& w, int64_t O, int64_t C) {
+  std::vector<float> w2((size_t)(C * O * 9));
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t k = 0; k < 9; ++k) w2[(size_t)((c * O + o) * 9 + k)] = w[(size_t)((o * C + c) * 9 + 8 - k)];
+  return w2;
+}
+
+// False (with a printed reason) in a build without AVX-512, where conv2d keeps the direct kernels.
+bool have_winograd() {
+  if (conv3x3_winograd_available()) return true;
+  WARN("skipped: this build has no AVX-512, so there is no Winograd kernel (conv2d uses the direct ones)");
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the definition", "[ops]") {
-  if (!conv3x3_winograd_available()) {
-    WARN("this build has no AVX-512: conv2d uses the direct 3x3 kernels, Winograd is not built");
-    return;
-  }
+  if (!have_winograd()) return;
   for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{{2, 32, 28, 28, 32}, {3, 16, 14, 14, 48},
                                                                         {1, 32, 5, 7, 16}, {2, 16, 1, 1, 16},
                                                                         {1, 16, 9, 33, 32}}) {
@@ -134,10 +148,7 @@ TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the defin
     conv3x3_winograd_cpu(x.data(), B, C, H, W, U.data(), O, bias.data(), y.data(), true);
     require_close(y, ref_forward(x, w, bias, B, C, H, W, O), 1.0);
     // Input gradient: the forward of dy with w^T flipped (w2[c,o,i,j] = w[o,c,2-i,2-j]).
-    std::vector<float> w2((size_t)(C * O * 9));
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t k = 0; k < 9; ++k) w2[(size_t)((c * O + o) * 9 + k)] = w[(size_t)((o * C + c) * 9 + 8 - k)];
+    const std::vector<float> w2 = flipped_transpose(w, O, C);
     std::vector<float> wtb((size_t)(O * 9 * C)), Ub((size_t)(kWinogradPoints * O * C)), dx((size_t)(B * C * H * W), 7.0f);
     conv3x3_weights_backward(w.data(), O, C, wtb.data());
     winograd_weights(wtb.data(), O, C, Ub.data());
@@ -167,10 +178,7 @@ TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the defin
 // direct the same call runs the direct kernels. Both must agree, and the threaded Winograd forward
 // must equal the single-threaded one bit for bit (each output is summed in one fixed order).
 TEST_CASE("conv3x3 winograd: conv2d's two algorithms agree; threads do not change the forward", "[ops][threads]") {
-  if (!conv3x3_winograd_available()) {
-    WARN("this build has no AVX-512: nothing to compare");
-    return;
-  }
+  if (!have_winograd()) return;
   const int64_t B = 4, C = 32, H = 14, W = 14, O = 16;
   Generator gen(9);
   const std::vector<float> x = randn(gen, {B, C, H, W}), w = randn(gen, {O, C, 3, 3}), dy = randn(gen, {B, O, H, W}),
@@ -196,11 +204,7 @@ TEST_CASE("conv3x3 winograd: conv2d's two algorithms agree; threads do not chang
             direct = run(Conv3x3Algo::Direct, 2);
   REQUIRE(wino1.y == wino2.y);
   REQUIRE(wino1.dx == wino2.dx);
-  std::vector<float> w2((size_t)(C * O * 9));  // the input gradient's kernel: w^T, flipped
-  for (int64_t o = 0; o < O; ++o)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t k = 0; k < 9; ++k) w2[(size_t)((c * O + o) * 9 + k)] = w[(size_t)((o * C + c) * 9 + 8 - k)];
-  const Ref y = ref_forward(x, w, bias, B, C, H, W, O), dx = ref_forward(dy, w2, {}, B, O, H, W, C),
+  const Ref y = ref_forward(x, w, bias, B, C, H, W, O), dx = ref_forward(dy, flipped_transpose(w, O, C), {}, B, O, H, W, C),
             dw = ref_weight_grad(x, dy, B, C, H, W, O);
   for (const Out* r : {&wino2, &direct}) {
     require_close(r->y, y);
@@ -219,10 +223,7 @@ TEST_CASE("conv3x3 winograd: conv2d's two algorithms agree; threads do not chang
 // The weight cache (winograd_weights_cached) keys on the weights' address but must follow their
 // contents: an optimiser updates a parameter in place, at the same address, every step.
 TEST_CASE("conv3x3 winograd: the weight cache follows in-place updates of the weights", "[ops]") {
-  if (!conv3x3_winograd_available()) {
-    WARN("this build has no AVX-512: no Winograd weight cache in use");
-    return;
-  }
+  if (!have_winograd()) return;
   const int64_t B = 1, C = 16, H = 6, W = 6, O = 16;
   Generator gen(3);
   std::vector<float> x = randn(gen, {B, C, H, W}), w = randn(gen, {O, C, 3, 3});
@@ -242,6 +243,12 @@ TEST_CASE("conv3x3 winograd: the weight cache follows in-place updates of the we
 // conv2d_add (autograd/ops.h) with the addend folded into the Winograd store equals conv2d then add,
 // for both kinds of addend, in values and in every gradient (x, weight, bias, addend).
 TEST_CASE("conv3x3 winograd: conv2d_add equals conv2d + add, values and gradients", "[ops]") {
+  const Tensor x0 = Tensor::zeros({2, 16, 5, 5}), w0 = Tensor::zeros({16, 16, 3, 3});  // shape errors first
+  REQUIRE_THROWS_WITH(conv2d_add(x0, w0, Tensor(), Tensor::zeros({2, 16, 5, 1})),
+                      Catch::Contains("(2, 16, 5, 1)") && Catch::Contains("(2, 16, 1, 1)"));
+  REQUIRE_THROWS_WITH(conv2d_add(x0, Tensor::zeros({16, 16, 1, 1}), Tensor(), Tensor::zeros({2, 16, 5, 5})),
+                      Catch::Contains("(O, C, 3, 3)"));
+  if (!have_winograd()) return;  // elsewhere conv2d_add is conv2d then add: nothing to compare
   const int64_t B = 3, C = 16, H = 9, W = 20, O = 32;  // W > 16: rows stored in two 16-column parts
   for (const bool per_sample : {true, false}) {
     INFO((per_sample ? "addend (B, O, 1, 1)" : "addend (B, O, H, W)"));
@@ -265,9 +272,4 @@ TEST_CASE("conv3x3 winograd: conv2d_add equals conv2d + add, values and gradient
         REQUIRE(got[1][k][i] == Approx(got[0][k][i]).margin(1e-4).epsilon(1e-5));  // sums of <= 540 terms
     }
   }
-  Tensor x = Tensor::zeros({2, 16, 5, 5}), w = Tensor::zeros({16, 16, 3, 3});
-  REQUIRE_THROWS_WITH(conv2d_add(x, w, Tensor(), Tensor::zeros({2, 16, 5, 1})),
-                      Catch::Contains("(2, 16, 5, 1)") && Catch::Contains("(2, 16, 1, 1)"));
-  REQUIRE_THROWS_WITH(conv2d_add(x, Tensor::zeros({16, 16, 1, 1}), Tensor(), Tensor::zeros({2, 16, 5, 5})),
-                      Catch::Contains("(O, C, 3, 3)"));
 }
