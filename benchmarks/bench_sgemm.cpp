@@ -8,7 +8,7 @@
 // 28 x 28), plus square 256, 512 and 1024 (no transposes). FLOPs = 2 M N K (the beta*C term is ignored).
 //
 // CPU lines: gemm_cpu (one independent single-threaded product per thread, each on its own block
-// of C, through gentape's kernel (kernels/gemm_avx512.h) where gemm_avx512_preferred says so:
+// of C, through gentape's kernel (kernels/gemm_simd.h) where gemm_simd_preferred says so:
 // kernels/matmul.cpp), "(eigen)": the same split with Eigen's kernel in every block
 // (gemm_eigen_cpu), and "(eigen-threads)": the product as one Eigen call that threads itself with
 // OpenMP (what gemm_cpu did before 2026-12-02). Both are checked against gemm_cpu.

@@ -4,9 +4,9 @@
 //
 // Loops run in parallel over (image, channel) planes with gt::parallel_for; the GEMMs are Eigen's
 // (kernels/matmul.h), which parallelise over the batch or inside one product. 3x3 convolutions with
-// stride 1 and padding 1 skip im2col: with channels in multiples of 16 on AVX-512 they are Winograd
-// F(4x4, 3x3) (kernels/winograd.h: forward, input and weight gradients), otherwise the direct
-// kernels of kernels/conv3x3.h.
+// stride 1 and padding 1 skip im2col: with channels in multiples of the vector width (16 on
+// AVX-512, 8 on AVX2) they are Winograd F(4x4, 3x3) (kernels/winograd.h: forward, input and weight
+// gradients), otherwise the direct kernels of kernels/conv3x3.h.
 #include "kernels/conv.h"
 
 #include <algorithm>
@@ -229,7 +229,7 @@ void col2im_cpu(const float* col, int64_t B, const ColGeom& g, float* x, bool ac
 // ---------------------------------------------------------------- conv2d
 
 namespace {
-// 3x3, stride 1, padding 1, channels in multiples of 16, on AVX-512: the Winograd kernels (winograd.h).
+// 3x3, stride 1, padding 1, channels in multiples of conv3x3_winograd_channels(), on AVX-512 or AVX2: the Winograd kernels (winograd.h).
 bool winograd_applies(const Conv2dGeom& g) {
   return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && conv3x3_winograd_applies(g.C, g.O);
 }
@@ -240,7 +240,7 @@ bool conv2d_add_fused_cpu(const Conv2dGeom& g) { return winograd_applies(g); }
 void conv2d_forward_add_cpu(const Conv2dGeom& g, const float* x, const float* w, const float* bias,
                             const float* addend, bool per_sample, float* y) {
   GT_CHECK(winograd_applies(g), "conv2d_forward_add_cpu: needs a 3x3, stride-1, padding-1 convolution with channels "
-                                "in multiples of 16 on AVX-512, got "
+                                "in multiples of " << conv3x3_winograd_channels() << " (AVX-512 or AVX2), got "
                                     << g.C << " -> " << g.O << ", " << g.kh << "x" << g.kw << ", stride " << g.stride);
   const auto U = winograd_weights_cached(w, g.O, g.C, /*flipped=*/false);
   conv3x3_winograd_cpu(x, g.B, g.C, g.H, g.W, U->data(), g.O, bias, y, /*accumulate=*/false, addend,

@@ -1,22 +1,24 @@
-// gemm_avx512.cpp: the outer-product GEMM kernel of gemm_avx512.h (AVX-512 intrinsics).
-#include "kernels/gemm_avx512.h"
+// gemm_simd.cpp: the outer-product GEMM kernel of gemm_simd.h (AVX-512 or AVX2, kernels/simd.h).
+#include "kernels/gemm_simd.h"
 
 #include <vector>
 
 #include "core/error.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "kernels/simd.h"
 
 namespace gt {
 
-#if defined(__AVX512F__)
+#if GENTAPE_SIMD
 
 namespace {
 
-constexpr int kMR = 6;  // rows of C per register tile
-constexpr int kNV = 4;  // 16-float vectors of C per register tile row (64 columns)
+// Register tile: MR rows x NV vectors of C. AVX-512: 6 x 4 vectors of 16 = 64 columns (24 of its
+// 32 registers); AVX2: 6 x 2 vectors of 8 = 16 columns (12 of its 16 registers, as BLIS's Haswell
+// micro-kernel), leaving room for B's NV vectors and the broadcast.
+constexpr int kMR = 6;
+constexpr int kNV = kSimdLanes == 16 ? 4 : 2;
+constexpr int kNR = kNV * kSimdLanes;  // columns per register tile
 constexpr int64_t kKC = 512;  // longest inner-dimension chunk
 
 struct Epilogue {
@@ -25,70 +27,80 @@ struct Epilogue {
   bool relu;
 };
 
-// One tile: MR rows x NV vectors of C. The last vector's lanes outside `last` are neither read
-// nor written. a(m, k) = a[m * a_rs + k * a_ks].
+// One tile: MR rows x NV vectors of C. When Masked, the last vector's lanes outside `last` are
+// neither read nor written (unmasked tiles use plain loads and stores: an AVX2 masked store is
+// slow). a(m, k) = a[m * a_rs + k * a_ks].
 //
 // The `#pragma GCC unroll`s matter: without them GCC 12 kept `acc` in memory as well as in
 // registers and stored every accumulator back on each step of k (one store per FMA), which halved
 // the kernel's rate (70-76 against 180-220 GFLOP/s on one core). Check with objdump that the k loop
 // has no stores to the stack after changing this function.
-template <int MR, int NV>
+template <int MR, int NV, bool Masked>
 void tile(int64_t K, const float* a, int64_t a_rs, int64_t a_ks, const float* b, int64_t ldb, float* c,
-          int64_t ldc, __mmask16 last, const Epilogue& ep) {
-  __m512 acc[MR][NV];
+          int64_t ldc, vmask last, const Epilogue& ep) {
+  vfloat acc[MR][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[m][v] = vzero();
   for (int64_t k = 0; k < K; ++k) {
     const float* bk = b + k * ldb;
-    __m512 bv[NV];
+    vfloat bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
-      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
+      bv[v] = Masked && v == NV - 1 ? vload_mask(last, bk + kSimdLanes * v) : vload(bk + kSimdLanes * v);
     const float* ak = a + k * a_ks;
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
-      const __m512 am = _mm512_set1_ps(ak[m * a_rs]);
+      const vfloat am = vset1(ak[m * a_rs]);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_fmadd_ps(am, bv[v], acc[m][v]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = vfmadd(am, bv[v], acc[m][v]);
     }
   }
-  const __m512 alpha = _mm512_set1_ps(ep.alpha), beta = _mm512_set1_ps(ep.beta), zero = _mm512_setzero_ps();
+  const vfloat alpha = vset1(ep.alpha), beta = vset1(ep.beta), zero = vzero();
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
-    const __mmask16 mask = v == NV - 1 ? last : (__mmask16)0xFFFF;
-    const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + 16 * v) : zero;
+    const bool masked = Masked && v == NV - 1;
+    const vfloat bias = !ep.bias ? zero : masked ? vload_mask(last, ep.bias + kSimdLanes * v) : vload(ep.bias + kSimdLanes * v);
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
-      float* cm = c + m * ldc + 16 * v;
-      __m512 r = ep.alpha == 1.f ? acc[m][v] : _mm512_mul_ps(alpha, acc[m][v]);
-      if (ep.beta != 0.f) r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, cm), r);
-      if (ep.bias) r = _mm512_add_ps(r, bias);
-      if (ep.relu) r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), zero, r);
-      _mm512_mask_storeu_ps(cm, mask, r);
+      float* cm = c + m * ldc + kSimdLanes * v;
+      vfloat r = ep.alpha == 1.f ? acc[m][v] : vmul(alpha, acc[m][v]);
+      if (ep.beta != 0.f) r = vfmadd(beta, masked ? vload_mask(last, cm) : vload(cm), r);
+      if (ep.bias) r = vadd(r, bias);
+      if (ep.relu) r = vrelu(r);
+      if (masked)
+        vstore_mask(cm, last, r);
+      else
+        vstore(cm, r);
     }
   }
 }
 
-using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16,
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, vmask,
                         const Epilogue&);
 
-// Every tile shape a block's edges can need: MR = 1..6 rows, NV = 1..4 vectors.
-template <int MR>
-constexpr TileFn row_of_tiles(int nv) {
-  return nv == 1 ? tile<MR, 1> : nv == 2 ? tile<MR, 2> : nv == 3 ? tile<MR, 3> : tile<MR, 4>;
-}
-TileFn pick_tile(int mr, int nv) {
-  switch (mr) {
-    case 1: return row_of_tiles<1>(nv);
-    case 2: return row_of_tiles<2>(nv);
-    case 3: return row_of_tiles<3>(nv);
-    case 4: return row_of_tiles<4>(nv);
-    case 5: return row_of_tiles<5>(nv);
-    default: return row_of_tiles<6>(nv);
+// Every tile shape a block's edges can need: MR = 1..6 rows, NV = 1..kNV vectors, masked or not.
+template <int MR, bool Masked>
+TileFn row_of_tiles(int nv) {
+  if constexpr (kNV == 2) {
+    return nv == 1 ? tile<MR, 1, Masked> : tile<MR, 2, Masked>;
+  } else {
+    return nv == 1 ? tile<MR, 1, Masked> : nv == 2 ? tile<MR, 2, Masked> : nv == 3 ? tile<MR, 3, Masked> : tile<MR, 4, Masked>;
   }
 }
+template <bool Masked>
+TileFn pick_tile_m(int mr, int nv) {
+  switch (mr) {
+    case 1: return row_of_tiles<1, Masked>(nv);
+    case 2: return row_of_tiles<2, Masked>(nv);
+    case 3: return row_of_tiles<3, Masked>(nv);
+    case 4: return row_of_tiles<4, Masked>(nv);
+    case 5: return row_of_tiles<5, Masked>(nv);
+    default: return row_of_tiles<6, Masked>(nv);
+  }
+}
+TileFn pick_tile(int mr, int nv, bool masked) { return masked ? pick_tile_m<true>(mr, nv) : pick_tile_m<false>(mr, nv); }
 
 // dst rows 0..7 (row stride ld) = columns 0..7 of the 8 x 8 block at src (row stride ls): the
 // usual unpack / shuffle / permute sequence on 256-bit registers (24 shuffles for 64 floats).
@@ -127,11 +139,10 @@ void transpose_b(const float* B, int64_t ldb, int64_t N, int64_t K, float* bt) {
 
 }  // namespace
 
-bool gemm_avx512_available() { return true; }
+bool gemm_simd_available() { return true; }
 
-void gemm_avx512_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                      const float* B, int64_t ldb, float beta, const float* bias, bool relu, float* C,
-                      int64_t ldc) {
+void gemm_simd_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float beta, const float* bias, bool relu, float* C, int64_t ldc) {
   const int64_t a_rs = ta ? 1 : lda, a_ks = ta ? lda : 1;
   // A B stored (N, K) is first transposed whole into this thread's buffer, which grows to the
   // largest block seen and is then reused (no allocation in a training loop). (Transposing one
@@ -145,43 +156,44 @@ void gemm_avx512_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
     ldb = N;
   }
   // K in equal chunks of at most kKC: the first chunk applies beta, later ones add onto C, the last one adds the
-  // bias and the ReLU. Column panels outermost: B's chunk x 64 panel (at most 128 KB) stays in the
-  // L1/L2 cache while the tiles walk down the rows.
+  // bias and the ReLU. Column panels outermost: B's chunk x kNR panel (at most 128 KB on AVX-512, 32 KB
+  // on AVX2) stays in the L1/L2 cache while the tiles walk down the rows.
   const int64_t chunks = (K + kKC - 1) / kKC, kstep = (K + chunks - 1) / chunks;  // equal chunks
   for (int64_t k0 = 0; k0 < K; k0 += kstep) {
     const int64_t kc = K - k0 < kstep ? K - k0 : kstep;
     const bool first = k0 == 0, final = k0 + kc == K;
-    for (int64_t n0 = 0; n0 < N; n0 += 16 * kNV) {
-      const int64_t cols = N - n0 < 16 * kNV ? N - n0 : 16 * kNV;
-      const int nv = (int)((cols + 15) / 16);
-      const int tail = (int)(cols - 16 * (nv - 1));  // 1..16 live lanes in the last vector
-      const __mmask16 last = (__mmask16)(tail == 16 ? 0xFFFF : (1u << tail) - 1u);
+    for (int64_t n0 = 0; n0 < N; n0 += kNR) {
+      const int64_t cols = N - n0 < kNR ? N - n0 : kNR;
+      const int nv = (int)((cols + kSimdLanes - 1) / kSimdLanes);
+      const int tail = (int)(cols - kSimdLanes * (nv - 1));  // 1..kSimdLanes live lanes in the last vector
+      const bool masked = tail < kSimdLanes;
+      const vmask last = vlanes(0, tail);
       const Epilogue ep{alpha, first ? beta : 1.f, final && bias ? bias + n0 : nullptr, final && relu};
-      const TileFn full = pick_tile(kMR, nv);
+      const TileFn full = pick_tile(kMR, nv, masked);
       const float* a = A + k0 * a_ks;
       const float* b = B + k0 * ldb + n0;
       int64_t m0 = 0;
       for (; m0 + kMR <= M; m0 += kMR) full(kc, a + m0 * a_rs, a_rs, a_ks, b, ldb, C + m0 * ldc + n0, ldc, last, ep);
-      if (m0 < M) pick_tile((int)(M - m0), nv)(kc, a + m0 * a_rs, a_rs, a_ks, b, ldb, C + m0 * ldc + n0, ldc, last, ep);
+      if (m0 < M) pick_tile((int)(M - m0), nv, masked)(kc, a + m0 * a_rs, a_rs, a_ks, b, ldb, C + m0 * ldc + n0, ldc, last, ep);
     }
   }
 }
 
-#else  // no AVX-512: kernels/matmul.cpp never calls the kernel
+#else  // no AVX-512 or AVX2: kernels/matmul.cpp never calls the kernel
 
-bool gemm_avx512_available() { return false; }
+bool gemm_simd_available() { return false; }
 
-void gemm_avx512_block(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
-                      float, const float*, bool, float*, int64_t) {
-  GT_FAIL("gemm_avx512_block: this build has no AVX-512 (check gemm_avx512_available() first)");
+void gemm_simd_block(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                     float, const float*, bool, float*, int64_t) {
+  GT_FAIL("gemm_simd_block: this build has neither AVX-512 nor AVX2 + FMA (check gemm_simd_available() first)");
 }
 
 #endif
 
-bool gemm_avx512_preferred(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+bool gemm_simd_preferred(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
   (void)ta;
-  if (!gemm_avx512_available() || M == 0 || N == 0 || K == 0) return false;
-  return !(tb && K * N > kGemmAvx512PackMax && M < kGemmAvx512PackMinRows);
+  if (!gemm_simd_available() || M == 0 || N == 0 || K == 0) return false;
+  return !(tb && K * N > kGemmSimdPackMax && M < kGemmSimdPackMinRows);
 }
 
 }  // namespace gt

@@ -1,6 +1,6 @@
 // matmul.cpp: CPU GEMM, C = alpha * op(A) op(B) + beta * C, on row-major pointers.
 //
-// Two kernels. On AVX-512 builds most products go to gemm_avx512_block (kernels/gemm_avx512.h): an
+// Two kernels. On AVX-512 builds most products go to gemm_simd_block (kernels/gemm_simd.h): an
 // outer-product kernel that reads B's rows in place (a B stored transposed is first transposed
 // into a per-thread buffer) and ran the VAE's shapes at 200-220 GFLOP/s on one core of this
 // project's VM, whose measured FMA peak is ~222 GFLOP/s per core. The rest, and every product on machines
@@ -21,7 +21,7 @@
 #include <Eigen/Core>
 
 #include "core/error.h"
-#include "kernels/gemm_avx512.h"
+#include "kernels/gemm_simd.h"
 #include "kernels/parallel.h"
 
 namespace gt {
@@ -106,12 +106,12 @@ void split_blocks(int64_t M, int64_t N, int64_t K, Block&& block) {
   }
 }
 
-// C = act(alpha op(A) op(B) + beta C + bias) through gemm_avx512_block, one block of C per thread.
-void avx512_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
+// C = act(alpha op(A) op(B) + beta C + bias) through gemm_simd_block, one block of C per thread.
+void simd_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
                    float beta, const float* bias, bool relu, float* C) {
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    gemm_avx512_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0,
+    gemm_simd_block(ta, tb, r1 - r0, c1 - c0, K, alpha, ta ? A + r0 : A + r0 * lda, lda, tb ? B + c0 * ldb : B + c0,
                       ldb, beta, bias ? bias + c0 : nullptr, relu, C + r0 * N + c0, N);
   });
 }
@@ -122,8 +122,8 @@ void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
               const float* B, float beta, float* C) {
   check_sizes("gemm_cpu", M, N, K);
   if (M == 0 || N == 0) return;
-  if (K > 0 && gemm_avx512_preferred(ta, tb, M, N, K))
-    return avx512_blocks(ta, tb, M, N, K, alpha, A, B, beta, nullptr, false, C);
+  if (K > 0 && gemm_simd_preferred(ta, tb, M, N, K))
+    return simd_blocks(ta, tb, M, N, K, alpha, A, B, beta, nullptr, false, C);
   gemm_eigen_cpu(ta, tb, M, N, K, alpha, A, B, beta, C);
 }
 
@@ -143,8 +143,8 @@ void gemm_bias_act_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
   check_sizes("gemm_bias_act_cpu", M, N, K);
   if (M == 0 || N == 0) return;
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
-  if (K > 0 && gemm_avx512_preferred(ta, tb, M, N, K))
-    return avx512_blocks(ta, tb, M, N, K, 1.0f, A, B, 0.0f, bias, relu, C);
+  if (K > 0 && gemm_simd_preferred(ta, tb, M, N, K))
+    return simd_blocks(ta, tb, M, N, K, 1.0f, A, B, 0.0f, bias, relu, C);
   split_blocks(M, N, K, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
     float* c = C + r0 * N + c0;
     const int64_t rows = r1 - r0, cols = c1 - c0;

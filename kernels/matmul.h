@@ -15,7 +15,7 @@
 //   // dW (400, 784) += dC^T (400, 128) X (128, 784)
 //   gt::gemm_cpu(true, false, 400, 784, 128, 1.f, dc, x, 1.f, dw);
 //
-// CPU: gt's outer-product kernel (kernels/gemm_avx512.h) for the shapes where it measured faster,
+// CPU: gt's outer-product kernel (kernels/gemm_simd.h) for the shapes where it measured faster,
 // Eigen for the rest; one block of C per thread (kernels/matmul.cpp). CUDA: cuBLAS on gt::cuda::stream(), asynchronous,
 // pointers are device pointers; FP32 math (no TF32), so results match the CPU to float rounding.
 #pragma once

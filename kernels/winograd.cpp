@@ -9,15 +9,13 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/conv3x3.h"
-#include "kernels/gemm_avx512.h"
+#include "kernels/gemm_simd.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 
 #include <omp.h>
 
@@ -60,7 +58,7 @@ bool conv3x3_winograd_weight_grad_applies(int64_t C, int64_t O, int threads) {
 }
 
 bool conv3x3_winograd_applies(int64_t C, int64_t O) {
-  return conv3x3_winograd_available() && C > 0 && O > 0 && C % 16 == 0 && O % 16 == 0 &&
+  return conv3x3_winograd_available() && C > 0 && O > 0 && C % conv3x3_winograd_channels() == 0 && O % conv3x3_winograd_channels() == 0 &&
          conv3x3_algo() == Conv3x3Algo::Winograd;
 }
 
@@ -134,80 +132,46 @@ std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w
   return e->U;
 }
 
-#if defined(__AVX512F__)
+#if GENTAPE_SIMD
 
 namespace {
 
-constexpr int kL = 16;  // channels per vector
+constexpr int kL = kSimdLanes;  // channels per vector (16 on AVX-512, 8 on AVX2)
 
-// ---- the 1-D transforms on vectors (16 channels at once) ----
+// ---- the 1-D transforms on vectors (kL channels at once) ----
 
 // z = B^T d (6 -> 6)
-inline void bt6(const __m512 d[6], __m512 z[6]) {
-  const __m512 four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f), two = _mm512_set1_ps(2.f);
-  z[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
-  z[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
-  z[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
-  z[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
-  z[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
-  z[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+inline void bt6(const vfloat d[6], vfloat z[6]) {
+  const vfloat four = vset1(4.f), five = vset1(5.f), two = vset1(2.f);
+  z[0] = vfmadd(four, d[0], vfnmadd(five, d[2], d[4]));
+  z[1] = vfnmadd(four, vadd(d[1], d[2]), vadd(d[3], d[4]));
+  z[2] = vfmadd(four, vsub(d[1], d[2]), vsub(d[4], d[3]));
+  z[3] = vfmadd(two, vsub(d[3], d[1]), vsub(d[4], d[2]));
+  z[4] = vfmadd(two, vsub(d[1], d[3]), vsub(d[4], d[2]));
+  z[5] = vfmadd(four, d[1], vfnmadd(five, d[3], d[5]));
 }
 
 // y = A^T m (6 -> 4)
-inline void at6(const __m512 m[6], __m512 y[4]) {
-  const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
-  const __m512 c = _mm512_add_ps(m[3], m[4]), e = _mm512_sub_ps(m[3], m[4]);
-  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
-  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), e, b);
-  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.f), c, a);
-  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), e, b), m[5]);
+inline void at6(const vfloat m[6], vfloat y[4]) {
+  const vfloat a = vadd(m[1], m[2]), b = vsub(m[1], m[2]);
+  const vfloat c = vadd(m[3], m[4]), e = vsub(m[3], m[4]);
+  y[0] = vadd(vadd(m[0], a), c);
+  y[1] = vfmadd(vset1(2.f), e, b);
+  y[2] = vfmadd(vset1(4.f), c, a);
+  y[3] = vadd(vfmadd(vset1(8.f), e, b), m[5]);
 }
 
 // m = A y (4 -> 6), the adjoint of at6
-inline void a4(const __m512 y[4], __m512 m[6]) {
-  const __m512 p = _mm512_add_ps(y[0], y[2]), q = _mm512_add_ps(y[1], y[3]);  // even / odd
-  const __m512 p4 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), y[2], y[0]);
-  const __m512 q4 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), y[3], y[1]);           // y1 + 4 y3
+inline void a4(const vfloat y[4], vfloat m[6]) {
+  const vfloat p = vadd(y[0], y[2]), q = vadd(y[1], y[3]);  // even / odd
+  const vfloat p4 = vfmadd(vset1(4.f), y[2], y[0]);
+  const vfloat q4 = vfmadd(vset1(4.f), y[3], y[1]);           // y1 + 4 y3
   m[0] = y[0];
-  m[1] = _mm512_add_ps(p, q);
-  m[2] = _mm512_sub_ps(p, q);
-  m[3] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), q4, p4);   // y0 + 2 y1 + 4 y2 + 8 y3
-  m[4] = _mm512_fnmadd_ps(_mm512_set1_ps(2.f), q4, p4);  // y0 - 2 y1 + 4 y2 - 8 y3
+  m[1] = vadd(p, q);
+  m[2] = vsub(p, q);
+  m[3] = vfmadd(vset1(2.f), q4, p4);   // y0 + 2 y1 + 4 y2 + 8 y3
+  m[4] = vfnmadd(vset1(2.f), q4, p4);  // y0 - 2 y1 + 4 y2 - 8 y3
   m[5] = y[3];
-}
-
-// 16 x 16 transpose in registers: afterwards r[j] lane i is the old r[i] lane j.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // r[4i+k], 128-bit lane q: column 4q+k of rows 4i .. 4i+3
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  // column 4q+k = lane q of r[k], r[4+k], r[8+k], r[12+k]
-  for (int k = 0; k < 4; ++k) {
-    const __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
-    const __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88),
-                 d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
-    t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
-    t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xdd);
-    t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
-    t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
-
-inline __mmask16 lanes_in(int64_t lo, int64_t hi) {  // lanes l with lo <= l < hi (clamped to 0..16)
-  lo = std::max<int64_t>(lo, 0);
-  hi = std::min<int64_t>(hi, kL);
-  if (hi <= lo) return 0;
-  return (__mmask16)(((1u << (hi - lo)) - 1u) << lo);
 }
 
 // The geometry of one convolution: TY x TX tiles of 4x4 outputs per image; a tile row's input strip
@@ -221,125 +185,125 @@ Geom make_geom(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O) {
   return Geom{B, C, H, W, O, (H + 3) / 4, TX, 4 * TX + 2};
 }
 
-// dst[s] (Wb vectors of 16 channels) = row h of the 16 planes src (16, H, W) at column s - off, 0
-// where that is outside the image; sum (when not null) += the row's values. Transposed 16 columns
+// dst[s] (Wb vectors of kL channels) = row h of the kL planes src (kL, H, W) at column s - off, 0
+// where that is outside the image; sum (when not null) += the row's values. Transposed kL columns
 // at a time in registers.
 inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, int64_t off, int64_t Wb, float* dst,
-                           __m512* sum = nullptr) {
+                           vfloat* sum = nullptr) {
   if (h < 0 || h >= H) {
     std::memset(dst, 0, (size_t)(Wb * kL) * sizeof(float));
     return;
   }
   for (int64_t s0 = 0; s0 < Wb; s0 += kL) {
     const int64_t w0 = s0 - off;  // image column of lane 0
-    const __mmask16 m = lanes_in(-w0, W - w0);
+    const vmask m = vlanes(-w0, W - w0);
     const int64_t n = std::min<int64_t>(kL, Wb - s0);
-    if (m == 0) {  // only border columns (at W = 14 the second half of each padded row): zeros
+    if (vnone(m)) {  // only border columns (at W = 14 the second half of each padded row): zeros
       std::memset(dst + s0 * kL, 0, (size_t)(n * kL) * sizeof(float));
       continue;
     }
-    __m512 v[kL];
-    for (int l = 0; l < kL; ++l) v[l] = _mm512_maskz_loadu_ps(m, src + (l * H + h) * W + w0);
-    // The 16 planes are 16 streams H*W floats apart, too many for the hardware prefetcher: fetch
+    vfloat v[kL];
+    for (int l = 0; l < kL; ++l) v[l] = vload_mask(m, src + (l * H + h) * W + w0);
+    // The kL planes are kL streams H*W floats apart, too many for the hardware prefetcher: fetch
     // the row 4 below (the next tile row's) while this one is transposed.
     if (h + 4 < H)
       for (int l = 0; l < kL; ++l)
         _mm_prefetch((const char*)(src + (l * H + h + 4) * W + std::max<int64_t>(w0, 0)), _MM_HINT_T0);
-    transpose16(v);
-    for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(dst + (s0 + j) * kL, v[j]);
+    vtranspose(v);
+    for (int64_t j = 0; j < n; ++j) vstore(dst + (s0 + j) * kL, v[j]);
     if (sum)
-      for (int64_t j = 0; j < n; ++j) *sum = _mm512_add_ps(*sum, v[j]);
+      for (int64_t j = 0; j < n; ++j) *sum = vadd(*sum, v[j]);
   }
 }
 
-// Row h of the 16 planes dst (16, H, W), columns [0, W), (+)= src[w] (vectors of 16 channels) +
-// bias, + the same row of the 16 planes `res` (16, H, W) when not null.
-inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, const __m512* bias, float* dst,
+// Row h of the kL planes dst (kL, H, W), columns [0, W), (+)= src[w] (vectors of kL channels) +
+// bias, + the same row of the kL planes `res` (kL, H, W) when not null.
+inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, const vfloat* bias, float* dst,
                              bool accumulate, const float* res = nullptr) {
   for (int64_t w0 = 0; w0 < W; w0 += kL) {
     const int64_t n = std::min<int64_t>(kL, W - w0);
-    const __mmask16 m = lanes_in(0, n);
-    __m512 v[kL];
-    for (int64_t j = 0; j < kL; ++j) v[j] = j < n ? _mm512_loadu_ps(src + (w0 + j) * kL) : _mm512_setzero_ps();
-    transpose16(v);
+    const vmask m = vlanes(0, n);
+    vfloat v[kL];
+    for (int64_t j = 0; j < kL; ++j) v[j] = j < n ? vload(src + (w0 + j) * kL) : vzero();
+    vtranspose(v);
     for (int l = 0; l < kL; ++l) {
       float* out = dst + (l * H + h) * W + w0;
-      __m512 r = _mm512_add_ps(v[l], bias[l]);
-      if (res) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, res + (l * H + h) * W + w0));
-      if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, out));
-      _mm512_mask_storeu_ps(out, m, r);
+      vfloat r = vadd(v[l], bias[l]);
+      if (res) r = vadd(r, vload_mask(m, res + (l * H + h) * W + w0));
+      if (accumulate) r = vadd(r, vload_mask(m, out));
+      vstore_mask(out, m, r);
     }
   }
 }
 
-// V[i + tx][xi][16 cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from the 6 rows
-// (Wp vectors of 16 channels each) of its input strip in channel block cb; the tiles are `ts`
+// V[i + tx][xi][kL cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from the 6 rows
+// (Wp vectors of kL channels each) of its input strip in channel block cb; the tiles are `ts`
 // floats apart in V, the points `ps` (the forward: tile-major, (tiles, 36, C); the weight gradient,
 // whose products run down the tiles: point-major, (36, tiles, C)).
 void input_transform(const float* const strip[6], const Geom& g, int64_t cb, int64_t i, int64_t ts, int64_t ps,
                      float* V) {
   for (int64_t tx = 0; tx < g.TX; ++tx) {
-    __m512 rows[6][6];
+    vfloat rows[6][6];
     for (int r = 0; r < 6; ++r) {
-      __m512 d[6];
-      for (int s = 0; s < 6; ++s) d[s] = _mm512_loadu_ps(strip[r] + (4 * tx + s) * kL);
+      vfloat d[6];
+      for (int s = 0; s < 6; ++s) d[s] = vload(strip[r] + (4 * tx + s) * kL);
       bt6(d, rows[r]);  // rows[r][b] = (d B)[r][b]
     }
     float* dst = V + (i + tx) * ts + cb * kL;
     for (int b = 0; b < 6; ++b) {
-      __m512 col[6], z[6];
+      vfloat col[6], z[6];
       for (int r = 0; r < 6; ++r) col[r] = rows[r][b];
       bt6(col, z);  // z[a] = (B^T d B)[a][b]
-      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dst + (a * 6 + b) * ps, z[a]);
+      for (int a = 0; a < 6; ++a) vstore(dst + (a * 6 + b) * ps, z[a]);
     }
   }
 }
 
-// The output strip ys (4, 4 TX, 16) of channel block ob = (A^T M A) for every tile tx of one tile
-// row, from M[i + tx][xi][16 ob ..]. M: (tiles, 36, O).
+// The output strip ys (4, 4 TX, kL) of channel block ob = (A^T M A) for every tile tx of one tile
+// row, from M[i + tx][xi][kL ob ..]. M: (tiles, 36, O).
 void output_transform(const float* M, const Geom& g, int64_t ob, int64_t i, float* ys) {
   const int64_t Wy = 4 * g.TX;
   for (int64_t tx = 0; tx < g.TX; ++tx) {
     const float* src = M + (i + tx) * kWinogradPoints * g.O + ob * kL;
-    __m512 rows[6][4];
+    vfloat rows[6][4];
     for (int a = 0; a < 6; ++a) {
-      __m512 m[6];
-      for (int b = 0; b < 6; ++b) m[b] = _mm512_loadu_ps(src + (a * 6 + b) * g.O);
+      vfloat m[6];
+      for (int b = 0; b < 6; ++b) m[b] = vload(src + (a * 6 + b) * g.O);
       at6(m, rows[a]);  // rows[a][v] = (M A)[a][v]
     }
     for (int v = 0; v < 4; ++v) {
-      __m512 col[6], y[4];
+      vfloat col[6], y[4];
       for (int a = 0; a < 6; ++a) col[a] = rows[a][v];
       at6(col, y);
-      for (int u = 0; u < 4; ++u) _mm512_storeu_ps(ys + (u * Wy + 4 * tx + v) * kL, y[u]);
+      for (int u = 0; u < 4; ++u) vstore(ys + (u * Wy + 4 * tx + v) * kL, y[u]);
     }
   }
 }
 
-// dM[xi][i + tx][16 ob ..] = (A dY A^T)[xi] for every tile tx of one tile row, from its dy strip
-// dys (4, 4 TX, 16) of channel block ob. dM: (36, ld, O), point-major.
+// dM[xi][i + tx][kL ob ..] = (A dY A^T)[xi] for every tile tx of one tile row, from its dy strip
+// dys (4, 4 TX, kL) of channel block ob. dM: (36, ld, O), point-major.
 void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_t ld, float* dM) {
   const int64_t Wy = 4 * g.TX;
   for (int64_t tx = 0; tx < g.TX; ++tx) {
-    __m512 rows[4][6];
+    vfloat rows[4][6];
     for (int u = 0; u < 4; ++u) {
-      __m512 y[4];
-      for (int v = 0; v < 4; ++v) y[v] = _mm512_loadu_ps(dys + (u * Wy + 4 * tx + v) * kL);
+      vfloat y[4];
+      for (int v = 0; v < 4; ++v) y[v] = vload(dys + (u * Wy + 4 * tx + v) * kL);
       a4(y, rows[u]);  // rows[u][b] = (dY A^T)[u][b]
     }
     float* dst = dM + (i + tx) * g.O + ob * kL;
     for (int b = 0; b < 6; ++b) {
-      __m512 col[4], m[6];
+      vfloat col[4], m[6];
       for (int u = 0; u < 4; ++u) col[u] = rows[u][b];
       a4(col, m);
-      for (int a = 0; a < 6; ++a) _mm512_storeu_ps(dst + (a * 6 + b) * ld * g.O, m[a]);
+      for (int a = 0; a < 6; ++a) vstore(dst + (a * 6 + b) * ld * g.O, m[a]);
     }
   }
 }
 
 // V of the tile rows [q0, q0 + nr) (row q = image q / TY, tile row q % TY). The input strips of
 // consecutive tile rows of one image share 2 rows, so each channel block's rows live in a ring of
-// 8 row buffers (ring: 8 x Wp x 16 floats) and only the 4 new ones are transposed.
+// 8 row buffers (ring: 8 x Wp x kL floats) and only the 4 new ones are transposed.
 void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t ts, int64_t ps, float* V,
                  float* ring) {
   const int64_t CB = g.C / kL, rowf = g.Wp * kL;
@@ -379,12 +343,13 @@ Share share(int64_t rows_total, int th, int threads) {
 }  // namespace
 
 bool conv3x3_winograd_available() { return true; }
+int conv3x3_winograd_channels() { return kL; }
 
 void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
                           const float* bias, float* y, bool accumulate, const float* addend, Addend kind) {
   GT_CHECK(!addend || kind != Addend::None, "conv3x3_winograd_cpu: an addend needs its kind");
   GT_CHECK(C % kL == 0 && O % kL == 0, "conv3x3_winograd_cpu: channels " << C << " -> " << O
-                                                                         << " must be multiples of 16");
+                                                                         << " must be multiples of " << kL);
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
   const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
@@ -401,7 +366,7 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
     if (scratch.size() < (size_t)per_thread) scratch.resize((size_t)per_thread);
     float* V = scratch.data();
     float* M = V + kWinogradPoints * NT * C;
-    float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8, Wp, 16), or an output strip (4, 4 TX, 16)
+    float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8, Wp, kL), or an output strip (4, 4 TX, kL)
     // A contiguous share of the tile rows per thread, the images the neighbouring ops' threads
     // wrote (handing groups out dynamically measured no faster: 0.273 vs 0.266 s per U-Net step).
     const Share sh = share(rows_total, th, threads);
@@ -411,16 +376,16 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
       // M[., xi] (n, O) = V[., xi] (n, C) U[xi] (C, O); the tiles' rows are 36 C (36 O) floats apart:
       // a tile's 36 points are stored together, so each transform writes (reads) one contiguous block.
       for (int xi = 0; xi < kWinogradPoints; ++xi)
-        gemm_avx512_block(false, false, n, O, C, 1.0f, V + xi * C, kWinogradPoints * C, U + xi * C * O, O, 0.0f,
+        gemm_simd_block(false, false, n, O, C, 1.0f, V + xi * C, kWinogradPoints * C, U + xi * C * O, O, 0.0f,
                           nullptr, false, M + xi * O, kWinogradPoints * O);
       for (int64_t q = q0; q < q0 + nr; ++q) {
         const int64_t b = q / g.TY, ty = q % g.TY;
         for (int64_t ob = 0; ob < OB; ++ob) {
           output_transform(M, g, ob, (q - q0) * g.TX, xs);
-          __m512 bv[kL];
+          vfloat bv[kL];
           for (int l = 0; l < kL; ++l) {
             const int64_t o = ob * kL + l;
-            bv[l] = _mm512_set1_ps((bias ? bias[o] : 0.0f) +
+            bv[l] = vset1((bias ? bias[o] : 0.0f) +
                                    (addend && kind == Addend::PerSample ? addend[b * O + o] : 0.0f));
           }
           float* dst = y + (b * O + ob * kL) * H * W;
@@ -436,7 +401,7 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
 void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
                                       int64_t O, float* dw, float* db) {
   GT_CHECK(C % kL == 0 && O % kL == 0, "conv3x3_winograd_weight_grad_cpu: channels "
-                                           << C << " -> " << O << " must be multiples of 16");
+                                           << C << " -> " << O << " must be multiples of " << kL);
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
   const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
@@ -470,14 +435,14 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
         const int64_t b = q / g.TY, ty = q % g.TY;
         for (int64_t ob = 0; ob < OB; ++ob) {
           const float* src = dy + (b * O + ob * kL) * H * W;
-          __m512 sum = _mm512_setzero_ps();
+          vfloat sum = vzero();
           for (int u = 0; u < 4; ++u) row_to_blocked(src, H, W, 4 * ty + u, 0, Wy, xs + u * Wy * kL, &sum);
-          _mm512_storeu_ps(dbp + ob * kL, _mm512_add_ps(sum, _mm512_loadu_ps(dbp + ob * kL)));
+          vstore(dbp + ob * kL, vadd(sum, vload(dbp + ob * kL)));
           dy_transform(xs, g, ob, (q - q0) * g.TX, NT, dM);
         }
       }
       for (int xi = 0; xi < kWinogradPoints; ++xi)  // dU[xi] (C, O) += V[xi]^T (C, n) dM[xi] (n, O)
-        gemm_avx512_block(true, false, C, O, n, 1.0f, V + xi * NT * C, C, dM + xi * NT * O, O, 1.0f, nullptr, false,
+        gemm_simd_block(true, false, C, O, n, 1.0f, V + xi * NT * C, C, dM + xi * NT * O, O, 1.0f, nullptr, false,
                           dU + xi * C * O, O);
     }
   }
@@ -516,18 +481,19 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
   });
 }
 
-#else  // no AVX-512: conv2d keeps the direct kernel
+#else  // no AVX-512 or AVX2: conv2d keeps the direct kernel
 
 bool conv3x3_winograd_available() { return false; }
+int conv3x3_winograd_channels() { return 16; }
 
 void conv3x3_winograd_cpu(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
                           float*, bool, const float*, Addend) {
-  GT_FAIL("conv3x3_winograd_cpu: this build has no AVX-512 (check conv3x3_winograd_available() first)");
+  GT_FAIL("conv3x3_winograd_cpu: this build has neither AVX-512 nor AVX2 + FMA (check conv3x3_winograd_available() first)");
 }
 
 void conv3x3_winograd_weight_grad_cpu(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*,
                                       float*) {
-  GT_FAIL("conv3x3_winograd_weight_grad_cpu: this build has no AVX-512 (check conv3x3_winograd_available() first)");
+  GT_FAIL("conv3x3_winograd_weight_grad_cpu: this build has neither AVX-512 nor AVX2 + FMA (check conv3x3_winograd_available() first)");
 }
 
 #endif

@@ -1,6 +1,7 @@
 // winograd.h: the 3x3 convolution (stride 1, padding 1) by Winograd's minimal filtering F(4x4, 3x3)
-// (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks") on AVX-512 — the U-Net's
-// ResBlock and upsampling convolutions, whose channel counts are multiples of 16.
+// (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks") on AVX-512 or AVX2 + FMA
+// (kernels/simd.h) — the U-Net's ResBlock and upsampling convolutions, whose channel counts are
+// multiples of 16.
 //
 // One 4x4 block of outputs of one output channel o, from the 6x6 input patch d_c that covers it in
 // each input channel c (rows 4ty-1 .. 4ty+4, columns 4tx-1 .. 4tx+4 of the zero-padded input):
@@ -20,15 +21,15 @@
 //   M[xi] (tiles, O) = V[xi] (tiles, C) U[xi] (C, O),  V = B^T d B,  U = G w G^T   (winograd_weights)
 // 36 products of C*O multiply-adds per 16 outputs, against 9*16 = 144 for the direct kernel: 4x
 // fewer multiplications where the 4x4 tiles cover the plane exactly (28x28), 3.1x at 14x14 (the
-// tiles then cover 16x16). The transforms themselves are a few dozen additions per 6x6 patch and
-// 16 channels, run on vectors of 16 channels.
+// tiles then cover 16x16). The transforms themselves are a few dozen additions per 6x6 patch, run
+// on vectors of L channels (L = kSimdLanes: 16 on AVX-512, 8 on AVX2).
 //
 // Layout: channels go in the vector lanes. Tiles are processed in groups of whole tile rows,
 // small enough for their V and M (36 x group x (C + O) floats) to stay in the 1 MB L2 cache: for
-// each 16-channel block the 6 input rows of a tile row are transposed from NCHW into an L1 strip
-// of vectors of 16 channels with a zero border (TY = ceil(H/4), TX = ceil(W/4) tiles), so that a
+// each L-channel block the 6 input rows of a tile row are transposed from NCHW into an L1 strip
+// of vectors of L channels with a zero border (TY = ceil(H/4), TX = ceil(W/4) tiles), so that a
 // patch is 36 plain vector loads; the group's 36 products run on gentape's GEMM kernel
-// (kernels/gemm_avx512.h); the output transform writes a strip of 4 rows in the same layout, which
+// (kernels/gemm_simd.h); the output transform writes a strip of 4 rows in the same layout, which
 // is transposed straight back into NCHW with the bias (and an optional addend). Every output is
 // computed in a fixed order, the same for any thread count.
 //
@@ -65,10 +66,12 @@ enum class Conv3x3Algo { Winograd, Direct };
 Conv3x3Algo conv3x3_algo();
 void set_conv3x3_algo(Conv3x3Algo algo);
 
-// True when this build has the kernels (compiled with AVX-512F).
+// True when this build has the kernels (compiled with AVX-512F, or AVX2 and FMA).
 bool conv3x3_winograd_available();
+// The channel counts the kernels take are multiples of this: the vector width, 16 (AVX-512) or 8 (AVX2).
+int conv3x3_winograd_channels();
 // True when conv2d sends a 3x3, stride 1, padding 1 convolution C -> O here: available, C and O
-// multiples of 16, and conv3x3_algo() is Winograd.
+// multiples of conv3x3_winograd_channels(), and conv3x3_algo() is Winograd.
 bool conv3x3_winograd_applies(int64_t C, int64_t O);
 
 // U (36, C, O) = G w G^T for every (c, o), from tap-major weights wt (C*9, O)
@@ -85,7 +88,7 @@ constexpr int kWinogradCacheEntries = 64;
 std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped);
 
 // y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) + bias (O, or nullptr) [+ addend],
-// with U from winograd_weights. C and O multiples of 16. The addend is added in the same store (no
+// with U from winograd_weights. C and O multiples of conv3x3_winograd_channels(). The addend is added in the same store (no
 // separate pass over y): Addend::PerSample, addend (B, O), one value per image and channel (the
 // U-Net's time embedding); Addend::Full, addend (B, O, H, W) (a residual connection).
 enum class Addend { None, PerSample, Full };

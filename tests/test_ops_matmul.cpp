@@ -11,7 +11,7 @@
 #endif
 
 #include "core/rng.h"
-#include "kernels/gemm_avx512.h"
+#include "kernels/gemm_simd.h"
 #include "kernels/matmul.h"
 #include "tests/op_table.h"
 
@@ -291,7 +291,7 @@ double max_error(const float* got, const std::vector<double>& want) {
 }  // namespace
 
 TEST_CASE("gemm kernels: every tile edge, transpose, alpha, beta, bias and ReLU against a double loop", "[ops]") {
-  // gemm_avx512_block's register tiles are 6 rows x 4 vectors of 16 columns: M in {1, 5, 6, 7, 13}
+  // gemm_simd_block's register tiles are 6 rows x 4 vectors of 16 columns: M in {1, 5, 6, 7, 13}
   // and N in {1, 15, 16, 17, 64, 65, 100} hit every remainder tile and every last-vector mask.
   // gemm_cpu (routed, threaded), gemm_eigen_cpu and gemm_bias_act_cpu run the same cases; inputs
   // are uniform in [-1, 1), so a K-term float sum errs by at most K^2 * 2^-24 (<= 2.4e-5 here) and
@@ -320,9 +320,9 @@ TEST_CASE("gemm kernels: every tile edge, transpose, alpha, beta, bias and ReLU 
             C = beta == 0.f ? std::vector<float>(M * N, nan) : C0;
             gemm_eigen_cpu(ta, tb, M, N, K, alpha, A.data(), B.data(), beta, C.data());
             CHECK(max_error(C.data(), want) <= tol);
-            if (gemm_avx512_available()) {  // the kernel alone
+            if (gemm_simd_available()) {  // the kernel alone
               C = beta == 0.f ? std::vector<float>(M * N, nan) : C0;
-              gemm_avx512_block(ta, tb, M, N, K, alpha, A.data(), ta ? M : K, B.data(), tb ? K : N, beta, nullptr, false,
+              gemm_simd_block(ta, tb, M, N, K, alpha, A.data(), ta ? M : K, B.data(), tb ? K : N, beta, nullptr, false,
                                C.data(), N);
               CHECK(max_error(C.data(), want) <= tol);
             }
@@ -340,7 +340,7 @@ TEST_CASE("gemm kernels: every tile edge, transpose, alpha, beta, bias and ReLU 
 }
 
 TEST_CASE("gemm kernels: a long inner dimension (several K chunks) with beta, bias and ReLU", "[ops]") {
-  // gemm_avx512_block cuts K = 1100 into 3 chunks of at most 512 (367 each): the first applies beta,
+  // gemm_simd_block cuts K = 1100 into 3 chunks of at most 512 (367 each): the first applies beta,
   // the last the bias and ReLU. Errors of float sums of 1100 terms in [-1, 1] are ~1e-5 here
   // (sqrt(K) x 2^-24 x the sums' magnitude, ~10); a chunk lost, doubled or with beta applied
   // twice errs by >= 0.1.
@@ -359,17 +359,17 @@ TEST_CASE("gemm kernels: a long inner dimension (several K chunks) with beta, bi
     std::vector<float> C(M * N, nan);
     gemm_bias_act_cpu(ta, tb, M, N, K, A.data(), B.data(), bias.data(), true, C.data());
     CHECK(max_error(C.data(), gemm_reference(ta, tb, M, N, K, 1.f, A, B, 0.f, C0, bias.data(), true)) <= 5e-4);
-    if (gemm_avx512_available()) {
+    if (gemm_simd_available()) {
       C = C0;
-      gemm_avx512_block(ta, tb, M, N, K, 1.f, A.data(), ta ? M : K, B.data(), tb ? K : N, 1.f, bias.data(), true,
+      gemm_simd_block(ta, tb, M, N, K, 1.f, A.data(), ta ? M : K, B.data(), tb ? K : N, 1.f, bias.data(), true,
                        C.data(), N);
       CHECK(max_error(C.data(), gemm_reference(ta, tb, M, N, K, 1.f, A, B, 1.f, C0, bias.data(), true)) <= 5e-4);
     }
   }
 }
 
-TEST_CASE("gemm_avx512_block: a block of a larger matrix (row strides above the widths)", "[ops]") {
-  if (!gemm_avx512_available()) SUCCEED("no AVX-512 in this build: gemm_cpu uses Eigen only");
+TEST_CASE("gemm_simd_block: a block of a larger matrix (row strides above the widths)", "[ops]") {
+  if (!gemm_simd_available()) SUCCEED("no AVX-512 or AVX2 + FMA in this build: gemm_cpu uses Eigen only");
   else {
     // C's block (7, 33) at column 5 of a (7, 50) matrix; A (7, 10) inside (7, 12); B (10, 33) inside
     // (10, 40). Columns of C outside the block must keep their values.
@@ -378,7 +378,7 @@ TEST_CASE("gemm_avx512_block: a block of a larger matrix (row strides above the 
     const std::vector<float> A = pm1(gen, M * lda);
     const std::vector<float> B = pm1(gen, K * ldb);
     std::vector<float> C(M * ldc, 7.f);
-    gemm_avx512_block(false, false, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, nullptr, false, C.data() + c0, ldc);
+    gemm_simd_block(false, false, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, nullptr, false, C.data() + c0, ldc);
     double err = 0;
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < ldc; ++j) {

@@ -2,7 +2,8 @@
 // forward, input gradient (the same kernel on the flipped weights) and weight + bias gradient, at
 // the U-Net's sizes (28x28: the tiles cover the plane exactly; 14x14: the last tile row and column
 // hang over by two), at widths past one vector (33: the blocked rows span three 16-column
-// transposes) and at planes smaller than one tile.
+// transposes, five 8-column ones on AVX2), at planes smaller than one tile, and at channel counts
+// that are multiples of 8 but not 16 (AVX2 builds only).
 //
 // Tolerance: Winograd's transforms scale by up to 8 and 1/24 around the products, so its rounding
 // error is bounded relative to the magnitude of the terms, not to the result: |got - want| <=
@@ -117,10 +118,11 @@ std::vector<float> flipped_transpose(const std::vector<float>& w, int64_t O, int
   return w2;
 }
 
-// False (with a printed reason) in a build without AVX-512, where conv2d keeps the direct kernels.
+// False (with a printed reason) in a build without AVX-512 or AVX2, where conv2d keeps the direct kernels.
 bool have_winograd() {
   if (conv3x3_winograd_available()) return true;
-  WARN("skipped: this build has no AVX-512, so there is no Winograd kernel (conv2d uses the direct ones)");
+  WARN("skipped: this build has neither AVX-512 nor AVX2 + FMA, so there is no Winograd kernel (conv2d uses the "
+       "direct ones)");
   return false;
 }
 
@@ -130,8 +132,13 @@ TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the defin
   if (!have_winograd()) return;
   for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{{2, 32, 28, 28, 32}, {3, 16, 14, 14, 48},
                                                                         {1, 32, 5, 7, 16}, {2, 16, 1, 1, 16},
-                                                                        {1, 16, 9, 33, 32}}) {
+                                                                        {1, 16, 9, 33, 32}, {2, 24, 10, 10, 8}}) {
     INFO("x (" << B << ", " << C << ", " << H << ", " << W << "), O = " << O);
+    // 24 -> 8 (channels in multiples of 8, not 16) only where the vectors hold 8 lanes (AVX2).
+    if (C % conv3x3_winograd_channels() != 0 || O % conv3x3_winograd_channels() != 0) {
+      REQUIRE_FALSE(conv3x3_winograd_applies(C, O));
+      continue;
+    }
     REQUIRE(conv3x3_winograd_applies(C, O));
     Generator gen(5);
     const std::vector<float> x = randn(gen, {B, C, H, W}), w = randn(gen, {O, C, 3, 3}), dy = randn(gen, {B, O, H, W}),
@@ -171,7 +178,8 @@ TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the defin
   REQUIRE(conv3x3_winograd_weight_grad_applies(128, 64, 2));    // the U-Net's largest: 1.2 MB per thread
   REQUIRE_FALSE(conv3x3_winograd_weight_grad_applies(512, 512, 2));  // 75 MB: im2col + GEMM instead
   REQUIRE_FALSE(conv3x3_winograd_applies(1, 32));   // conv_in: direct kernel
-  REQUIRE_FALSE(conv3x3_winograd_applies(32, 8));   // not a multiple of 16
+  REQUIRE_FALSE(conv3x3_winograd_applies(32, 12));  // not a multiple of the vector width (8 or 16)
+  REQUIRE(conv3x3_winograd_applies(32, 8) == (conv3x3_winograd_channels() == 8));
 }
 
 // conv2d dispatches 16-multiple channel counts to Winograd; with GENTAPE_CONV3X3's switch set to

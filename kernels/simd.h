@@ -1,0 +1,148 @@
+// simd.h: the few vector operations gentape's hand-vectorised CPU kernels (kernels/gemm_simd.cpp,
+// kernels/winograd.cpp) are written in, for the widest instruction set the build targets:
+//
+//   AVX-512F      kSimdLanes = 16, vfloat = __m512, vmask = __mmask16 (a bit per lane)
+//   AVX2 + FMA    kSimdLanes = 8,  vfloat = __m256, vmask = __m256i  (all-ones lanes are on)
+//   otherwise     GENTAPE_SIMD is 0 and the kernels report themselves unavailable
+//
+// The kernels are written once against these names, with the lane count as a constant: a register
+// tile of "4 vectors" is 64 columns on AVX-512 and 32 on AVX2. Each wrapper is one intrinsic (two
+// for a masked AVX2 store of a mask made from a count), so the compiled loops are what the
+// intrinsics would give. Masked loads read no memory in the lanes that are off (neither
+// _mm512_maskz_loadu_ps nor _mm256_maskload_ps faults there), so a vector may run past the end of
+// an array as long as its mask stops at the end.
+//
+//   vfloat acc = vzero();
+//   for (int64_t k = 0; k < K; ++k) acc = vfmadd(vset1(a[k]), vload(b + k * kSimdLanes), acc);
+#pragma once
+
+#include <cstdint>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+namespace gt {
+
+#if defined(__AVX512F__)
+
+#define GENTAPE_SIMD 512
+constexpr int kSimdLanes = 16;
+using vfloat = __m512;
+using vmask = __mmask16;
+
+inline vfloat vzero() { return _mm512_setzero_ps(); }
+inline vfloat vset1(float x) { return _mm512_set1_ps(x); }
+inline vfloat vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, vfloat v) { _mm512_storeu_ps(p, v); }
+inline vfloat vadd(vfloat a, vfloat b) { return _mm512_add_ps(a, b); }
+inline vfloat vsub(vfloat a, vfloat b) { return _mm512_sub_ps(a, b); }
+inline vfloat vmul(vfloat a, vfloat b) { return _mm512_mul_ps(a, b); }
+inline vfloat vfmadd(vfloat a, vfloat b, vfloat c) { return _mm512_fmadd_ps(a, b, c); }    // a b + c
+inline vfloat vfnmadd(vfloat a, vfloat b, vfloat c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b
+// v > 0 ? v : 0 (NaN -> 0, like kernels/linear.h's ReLU)
+inline vfloat vrelu(vfloat v) {
+  const vfloat z = _mm512_setzero_ps();
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, z, _CMP_GT_OQ), z, v);
+}
+
+// Lanes [lo, hi), clamped to [0, kSimdLanes).
+inline vmask vlanes(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > kSimdLanes ? kSimdLanes : hi;
+  if (hi <= lo) return 0;
+  return (vmask)(((1u << (hi - lo)) - 1u) << lo);
+}
+inline vmask vall() { return (vmask)0xFFFF; }
+inline bool vnone(vmask m) { return m == 0; }
+inline vfloat vload_mask(vmask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline void vstore_mask(float* p, vmask m, vfloat v) { _mm512_mask_storeu_ps(p, m, v); }
+
+// r (kSimdLanes vectors) transposed in registers: afterwards r[j] lane i is the old r[i] lane j.
+inline void vtranspose(vfloat r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4i+k], 128-bit lane q: column 4q+k of rows 4i .. 4i+3
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // column 4q+k = lane q of r[k], r[4+k], r[8+k], r[12+k]
+  for (int k = 0; k < 4; ++k) {
+    const __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), b = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    const __m512 c = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88),
+                 d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
+    t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xdd);
+    t[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(b, d, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+
+#define GENTAPE_SIMD 256
+constexpr int kSimdLanes = 8;
+using vfloat = __m256;
+using vmask = __m256i;
+
+inline vfloat vzero() { return _mm256_setzero_ps(); }
+inline vfloat vset1(float x) { return _mm256_set1_ps(x); }
+inline vfloat vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, vfloat v) { _mm256_storeu_ps(p, v); }
+inline vfloat vadd(vfloat a, vfloat b) { return _mm256_add_ps(a, b); }
+inline vfloat vsub(vfloat a, vfloat b) { return _mm256_sub_ps(a, b); }
+inline vfloat vmul(vfloat a, vfloat b) { return _mm256_mul_ps(a, b); }
+inline vfloat vfmadd(vfloat a, vfloat b, vfloat c) { return _mm256_fmadd_ps(a, b, c); }
+inline vfloat vfnmadd(vfloat a, vfloat b, vfloat c) { return _mm256_fnmadd_ps(a, b, c); }
+inline vfloat vrelu(vfloat v) {
+  const vfloat z = _mm256_setzero_ps();
+  return _mm256_and_ps(v, _mm256_cmp_ps(v, z, _CMP_GT_OQ));
+}
+
+inline vmask vlanes(int64_t lo, int64_t hi) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  lo = lo < 0 ? 0 : lo > kSimdLanes ? kSimdLanes : lo;
+  hi = hi < 0 ? 0 : hi > kSimdLanes ? kSimdLanes : hi;
+  // lane l on when lo <= l < hi: (l > lo - 1) and (hi > l)
+  return _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32((int)lo - 1)),
+                          _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
+}
+inline vmask vall() { return _mm256_set1_epi32(-1); }
+inline bool vnone(vmask m) { return _mm256_testz_si256(m, m) != 0; }
+inline vfloat vload_mask(vmask m, const float* p) { return _mm256_maskload_ps(p, m); }
+inline void vstore_mask(float* p, vmask m, vfloat v) { _mm256_maskstore_ps(p, m, v); }
+
+inline void vtranspose(vfloat r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+    const int b = 4 * h;
+    u[b + 0] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(1, 0, 1, 0));  // column 0 (and 4)
+    u[b + 1] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(3, 2, 3, 2));  // column 1 (and 5)
+    u[b + 2] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(1, 0, 1, 0));  // column 2 (and 6)
+    u[b + 3] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(3, 2, 3, 2));  // column 3 (and 7)
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+#else
+
+#define GENTAPE_SIMD 0
+constexpr int kSimdLanes = 1;
+
+#endif
+
+}  // namespace gt
