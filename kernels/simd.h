@@ -57,6 +57,13 @@ inline vmask vall() { return (vmask)0xFFFF; }
 inline bool vnone(vmask m) { return m == 0; }
 inline vfloat vload_mask(vmask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
 inline void vstore_mask(float* p, vmask m, vfloat v) { _mm512_mask_storeu_ps(p, m, v); }
+// The first n lanes of v (0 < n <= kSimdLanes) stored at p; nothing written at p + n or past it.
+inline void vstore_first(float* p, int64_t n, vfloat v) {
+  if (n == kSimdLanes)
+    _mm512_storeu_ps(p, v);
+  else
+    _mm512_mask_storeu_ps(p, vlanes(0, n), v);
+}
 
 // r (kSimdLanes vectors) transposed in registers: afterwards r[j] lane i is the old r[i] lane j.
 inline void vtranspose(vfloat r[16]) {
@@ -118,6 +125,30 @@ inline vmask vall() { return _mm256_set1_epi32(-1); }
 inline bool vnone(vmask m) { return _mm256_testz_si256(m, m) != 0; }
 inline vfloat vload_mask(vmask m, const float* p) { return _mm256_maskload_ps(p, m); }
 inline void vstore_mask(float* p, vmask m, vfloat v) { _mm256_maskstore_ps(p, m, v); }
+// The first n lanes of v (0 < n <= kSimdLanes) stored at p; nothing written at p + n or past it.
+// Plain 128/64/32-bit stores, not vmaskmovps: AMD's Zen cores run a masked store at a small
+// fraction of a plain one's rate (it was the hottest instruction of the Winograd output store, a
+// third of that function's time, at W = 28 where one vector in four is partial).
+inline void vstore_first(float* p, int64_t n, vfloat v) {
+  if (n == kSimdLanes) {
+    _mm256_storeu_ps(p, v);
+    return;
+  }
+  __m128 q = _mm256_castps256_ps128(v);
+  if (n >= 4) {
+    _mm_storeu_ps(p, q);
+    q = _mm256_extractf128_ps(v, 1);
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    _mm_storel_pi((__m64*)p, q);
+    q = _mm_movehl_ps(q, q);
+    p += 2;
+    n -= 2;
+  }
+  if (n == 1) _mm_store_ss(p, q);
+}
 
 inline void vtranspose(vfloat r[8]) {
   __m256 t[8], u[8];

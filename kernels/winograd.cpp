@@ -203,7 +203,11 @@ inline void row_to_blocked(const float* src, int64_t H, int64_t W, int64_t h, in
       continue;
     }
     vfloat v[kL];
-    for (int l = 0; l < kL; ++l) v[l] = vload_mask(m, src + (l * H + h) * W + w0);
+    if (w0 >= 0 && w0 + kL <= W) {  // all in the image: plain loads
+      for (int l = 0; l < kL; ++l) v[l] = vload(src + (l * H + h) * W + w0);
+    } else {
+      for (int l = 0; l < kL; ++l) v[l] = vload_mask(m, src + (l * H + h) * W + w0);
+    }
     // The kL planes are kL streams H*W floats apart, too many for the hardware prefetcher: fetch
     // the row 4 below (the next tile row's) while this one is transposed.
     if (h + 4 < H)
@@ -229,9 +233,14 @@ inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, 
     for (int l = 0; l < kL; ++l) {
       float* out = dst + (l * H + h) * W + w0;
       vfloat r = vadd(v[l], bias[l]);
-      if (res) r = vadd(r, vload_mask(m, res + (l * H + h) * W + w0));
-      if (accumulate) r = vadd(r, vload_mask(m, out));
-      vstore_mask(out, m, r);
+      if (n == kL) {
+        if (res) r = vadd(r, vload(res + (l * H + h) * W + w0));
+        if (accumulate) r = vadd(r, vload(out));
+      } else {
+        if (res) r = vadd(r, vload_mask(m, res + (l * H + h) * W + w0));
+        if (accumulate) r = vadd(r, vload_mask(m, out));
+      }
+      vstore_first(out, n, r);
     }
   }
 }
