@@ -65,6 +65,24 @@ inline void vstore_first(float* p, int64_t n, vfloat v) {
     _mm512_mask_storeu_ps(p, vlanes(0, n), v);
 }
 
+inline vfloat vneg_abs(vfloat v) { return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN))); }
+inline vfloat vmax(vfloat a, vfloat b) { return _mm512_max_ps(a, b); }
+inline vfloat vround(vfloat v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+// p 2^n for integral n in [-150, 0] (as floats): 2^n in two halves, multiplied in turn, so that
+// results down to the subnormals come out as fast_expf's do.
+inline vfloat vscale2(vfloat p, vfloat n) {
+  const __m512i ni = _mm512_cvtps_epi32(n), n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+}
+inline vfloat vrcp_approx(vfloat d) { return _mm512_rcp14_ps(d); }  // relative error < 2^-14
+// nonneg ? a : b, lane by lane, with nonneg = (t >= 0)
+inline vfloat vselect_nonneg(vfloat t, vfloat a, vfloat b) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
+}
+
 // r (kSimdLanes vectors) transposed in registers: afterwards r[j] lane i is the old r[i] lane j.
 inline void vtranspose(vfloat r[16]) {
   __m512 t[16];
@@ -150,6 +168,21 @@ inline void vstore_first(float* p, int64_t n, vfloat v) {
   if (n == 1) _mm_store_ss(p, q);
 }
 
+inline vfloat vneg_abs(vfloat v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }
+inline vfloat vmax(vfloat a, vfloat b) { return _mm256_max_ps(a, b); }
+inline vfloat vround(vfloat v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline vfloat vscale2(vfloat p, vfloat n) {
+  const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+inline vfloat vrcp_approx(vfloat d) { return _mm256_rcp_ps(d); }  // relative error < 1.5 * 2^-12
+inline vfloat vselect_nonneg(vfloat t, vfloat a, vfloat b) {
+  return _mm256_blendv_ps(b, a, _mm256_cmp_ps(t, _mm256_setzero_ps(), _CMP_GE_OQ));
+}
+
 inline void vtranspose(vfloat r[8]) {
   __m256 t[8], u[8];
   for (int i = 0; i < 4; ++i) {
@@ -174,6 +207,34 @@ inline void vtranspose(vfloat r[8]) {
 #define GENTAPE_SIMD 0
 constexpr int kSimdLanes = 1;
 
+#endif
+
+#if GENTAPE_SIMD
+// The logistic sigmoid 1 / (1 + e^-t) on a vector, as core/fastmath.h's fast_expf and
+// kernels/elementwise.h's sigmoid_f compute it (e = exp(-|t|) <= 1, the same Cephes polynomial;
+// sigmoid = s or e s with s = 1 / (1 + e)) but with the division replaced by the reciprocal
+// estimate and one Newton step, s = r + r (1 - d r): a few ulp from the division, at a fraction of
+// its cost (vdivps was the bottleneck of the fused GroupNorm-SiLU on Zen 4). exp(-|t|) is clamped
+// at fast_expf's lower limit, -103.97 (below it the result stays the smallest subnormal, where
+// fast_expf gives 0); a NaN t gives a NaN silu = t sigmoid(t).
+inline vfloat vsigmoid(vfloat t) {
+  const vfloat x = vmax(vneg_abs(t), vset1(-103.972076f));
+  const vfloat n = vround(vmul(x, vset1(1.44269504088896341f)));
+  vfloat r = vfnmadd(n, vset1(0.693359375f), x);
+  r = vfnmadd(n, vset1(-2.12194440e-4f), r);
+  vfloat p = vset1(1.9875691500e-4f);
+  p = vfmadd(p, r, vset1(1.3981999507e-3f));
+  p = vfmadd(p, r, vset1(8.3334519073e-3f));
+  p = vfmadd(p, r, vset1(4.1665795894e-2f));
+  p = vfmadd(p, r, vset1(1.6666665459e-1f));
+  p = vfmadd(p, r, vset1(5.0000001201e-1f));
+  p = vadd(vfmadd(p, vmul(r, r), r), vset1(1.0f));
+  const vfloat e = vscale2(p, n);
+  const vfloat d = vadd(vset1(1.0f), e);
+  const vfloat r0 = vrcp_approx(d);
+  const vfloat s = vfmadd(r0, vfnmadd(d, r0, vset1(1.0f)), r0);
+  return vselect_nonneg(t, s, vmul(e, s));
+}
 #endif
 
 }  // namespace gt
