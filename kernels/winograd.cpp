@@ -3,6 +3,7 @@
 #include "kernels/winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -395,6 +396,16 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
   const int64_t R = group_rows(g, 48), NT = R * g.TX;  // tile rows and tiles per group
   const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
   const int64_t strip = 8 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
+  // Each thread owns a contiguous share of the tile rows (the images the neighbouring ops' threads
+  // wrote; handing every group out from one shared counter measured slower: 0.273 vs 0.266 s per
+  // U-Net step) and takes its groups in order from its share's counter; a thread done with its own
+  // share then takes the remaining groups of the others' from their counters. The two vCPUs of this
+  // project's VM do not run equally fast (on the AVX2 VM the main thread spent 4-27% more cycles
+  // on the same transforms), and without this the faster one waited at the end of every
+  // convolution. Each group's outputs are computed the same way whichever thread takes it, so the
+  // results stay independent of the thread count and of the timing.
+  std::vector<std::atomic<int64_t>> next(threads);
+  for (auto& a : next) a.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();
@@ -406,31 +417,32 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
     float* V = scratch.data();
     float* M = V + kWinogradPoints * NT * C;
     float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8, Wp, kL), or an output strip (4, 4 TX, kL)
-    // A contiguous share of the tile rows per thread, the images the neighbouring ops' threads
-    // wrote (handing groups out dynamically measured no faster: 0.273 vs 0.266 s per U-Net step).
-    const Share sh = share(rows_total, th, threads);
-    for (int64_t q0 = sh.q0; q0 < sh.q1; q0 += R) {
-      const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
-      input_group(x, g, q0, nr, kWinogradPoints * C, C, V, xs);
-      // M[., xi] (n, O) = V[., xi] (n, C) U[xi] (C, O); the tiles' rows are 36 C (36 O) floats apart:
-      // a tile's 36 points are stored together, so each transform writes (reads) one contiguous block.
-      for (int xi = 0; xi < kWinogradPoints; ++xi)
-        gemm_simd_block(false, false, n, O, C, 1.0f, V + xi * C, kWinogradPoints * C, U + xi * C * O, O, 0.0f,
+    for (int k = 0; k < threads; ++k) {
+      const int owner = (th + k) % threads;
+      const Share sh = share(rows_total, owner, threads);
+      for (int64_t gi; (gi = next[owner].fetch_add(1, std::memory_order_relaxed)) * R < sh.q1 - sh.q0;) {
+        const int64_t q0 = sh.q0 + gi * R;
+        const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
+        input_group(x, g, q0, nr, kWinogradPoints * C, C, V, xs);
+        // M[., xi] (n, O) = V[., xi] (n, C) U[xi] (C, O); the tiles' rows are 36 C (36 O) floats apart:
+        // a tile's 36 points are stored together, so each transform writes (reads) one contiguous block.
+        for (int xi = 0; xi < kWinogradPoints; ++xi)
+          gemm_simd_block(false, false, n, O, C, 1.0f, V + xi * C, kWinogradPoints * C, U + xi * C * O, O, 0.0f,
                           nullptr, false, M + xi * O, kWinogradPoints * O);
-      for (int64_t q = q0; q < q0 + nr; ++q) {
-        const int64_t b = q / g.TY, ty = q % g.TY;
-        for (int64_t ob = 0; ob < OB; ++ob) {
-          output_transform(M, g, ob, (q - q0) * g.TX, xs);
-          vfloat bv[kL];
-          for (int l = 0; l < kL; ++l) {
-            const int64_t o = ob * kL + l;
-            bv[l] = vset1((bias ? bias[o] : 0.0f) +
-                                   (addend && kind == Addend::PerSample ? addend[b * O + o] : 0.0f));
+        for (int64_t q = q0; q < q0 + nr; ++q) {
+          const int64_t b = q / g.TY, ty = q % g.TY;
+          for (int64_t ob = 0; ob < OB; ++ob) {
+            output_transform(M, g, ob, (q - q0) * g.TX, xs);
+            vfloat bv[kL];
+            for (int l = 0; l < kL; ++l) {
+              const int64_t o = ob * kL + l;
+              bv[l] = vset1((bias ? bias[o] : 0.0f) + (addend && kind == Addend::PerSample ? addend[b * O + o] : 0.0f));
+            }
+            float* dst = y + (b * O + ob * kL) * H * W;
+            const float* res = addend && kind == Addend::Full ? addend + (b * O + ob * kL) * H * W : nullptr;
+            for (int u = 0; u < 4 && 4 * ty + u < H; ++u)
+              row_from_blocked(xs + u * Wy * kL, H, W, 4 * ty + u, bv, dst, accumulate, res);
           }
-          float* dst = y + (b * O + ob * kL) * H * W;
-          const float* res = addend && kind == Addend::Full ? addend + (b * O + ob * kL) * H * W : nullptr;
-          for (int u = 0; u < 4 && 4 * ty + u < H; ++u)
-            row_from_blocked(xs + u * Wy * kL, H, W, 4 * ty + u, bv, dst, accumulate, res);
         }
       }
     }
