@@ -394,7 +394,9 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
   const Geom g = make_geom(B, C, H, W, O);
   const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
   const int64_t R = group_rows(g, 48), NT = R * g.TX;  // tile rows and tiles per group
-  const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), (rows_total + R - 1) / R);
+  const int threads = omp_in_parallel() ? 1
+                                        : (int)std::min<int64_t>({omp_get_max_threads(), (rows_total + R - 1) / R,
+                                                                  (int64_t)kWinogradMaxThreads});
   const int64_t strip = 8 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
   // Each thread owns a contiguous share of the tile rows (the images the neighbouring ops' threads
   // wrote; handing every group out from one shared counter measured slower: 0.273 vs 0.266 s per
@@ -404,8 +406,8 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
   // on the same transforms), and without this the faster one waited at the end of every
   // convolution. Each group's outputs are computed the same way whichever thread takes it, so the
   // results stay independent of the thread count and of the timing.
-  std::vector<std::atomic<int64_t>> next(threads);
-  for (auto& a : next) a.store(0, std::memory_order_relaxed);
+  std::atomic<int64_t> next[kWinogradMaxThreads];
+  for (int t = 0; t < threads; ++t) next[t].store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();

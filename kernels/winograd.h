@@ -96,8 +96,8 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
                           const float* bias, float* y, bool accumulate, const float* addend = nullptr,
                           Addend kind = Addend::None);
 
-// Whether the weight gradient's per-thread partials dU (36 C O floats per thread, at most
-// kWinogradMaxThreads threads) stay within kWinogradMaxPartialFloats over all threads (64 MiB; the
+// Both directions use at most kWinogradMaxThreads threads. Whether the weight gradient's per-thread
+// partials dU (36 C O floats per thread) stay within kWinogradMaxPartialFloats over all threads (64 MiB; the
 // U-Net's largest, 128 -> 64, needs 1.2 MB per thread); above it conv2d uses im2col + GEMM.
 constexpr int kWinogradMaxThreads = 64;
 constexpr int64_t kWinogradMaxPartialFloats = int64_t(1) << 24;
