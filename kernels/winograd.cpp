@@ -279,22 +279,26 @@ inline void row_from_blocked(const float* src, int64_t H, int64_t W, int64_t h, 
 // V[i + tx][xi][kL cb ..] = (B^T d B)[xi] for every tile tx of one tile row, from the 6 rows
 // (Wp vectors of kL channels each) of its input strip in channel block cb; the tiles are `ts`
 // floats apart in V, the points `ps` (the forward: tile-major, (tiles, 36, C); the weight gradient,
-// whose products run down the tiles: point-major, (36, tiles, C)).
+// whose products run down the tiles: point-major, (36, tiles, C)). The column transform B^T d runs
+// once per strip column into tmp (6, Wp, kL) — neighbouring tiles share 2 of their 6 columns — and
+// then the row transform per tile: 72 six-point transforms per 7 tiles instead of 84, each a
+// plain load-6 / store-6 (transforming a whole 6x6 patch in registers spilled on AVX2's 16).
 void input_transform(const float* const strip[6], const Geom& g, int64_t cb, int64_t i, int64_t ts, int64_t ps,
-                     float* V) {
+                     float* tmp, float* V) {
+  const int64_t rowf = g.Wp * kL;
+  for (int64_t c = 0; c < g.Wp; ++c) {
+    vfloat d[6], z[6];
+    for (int r = 0; r < 6; ++r) d[r] = vload(strip[r] + c * kL);
+    bt6(d, z);  // z[a] = (B^T d)[a][c]
+    for (int a = 0; a < 6; ++a) vstore(tmp + a * rowf + c * kL, z[a]);
+  }
   for (int64_t tx = 0; tx < g.TX; ++tx) {
-    vfloat rows[6][6];
-    for (int r = 0; r < 6; ++r) {
-      vfloat d[6];
-      for (int s = 0; s < 6; ++s) d[s] = vload(strip[r] + (4 * tx + s) * kL);
-      bt6(d, rows[r]);  // rows[r][b] = (d B)[r][b]
-    }
     float* dst = V + (i + tx) * ts + cb * kL;
-    for (int b = 0; b < 6; ++b) {
-      vfloat col[6], z[6];
-      for (int r = 0; r < 6; ++r) col[r] = rows[r][b];
-      bt6(col, z);  // z[a] = (B^T d B)[a][b]
-      for (int a = 0; a < 6; ++a) vstore(dst + (a * 6 + b) * ps, z[a]);
+    for (int a = 0; a < 6; ++a) {
+      vfloat d[6], z[6];
+      for (int s = 0; s < 6; ++s) d[s] = vload(tmp + a * rowf + (4 * tx + s) * kL);
+      bt6(d, z);  // z[b] = (B^T d B)[a][b]
+      for (int b = 0; b < 6; ++b) vstore(dst + (a * 6 + b) * ps, z[b]);
     }
   }
 }
@@ -343,7 +347,8 @@ void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_
 
 // V of the tile rows [q0, q0 + nr) (row q = image q / TY, tile row q % TY). The input strips of
 // consecutive tile rows of one image share 2 rows, so each channel block's rows live in a ring of
-// 8 row buffers (ring: 8 x Wp x kL floats) and only the 4 new ones are transposed.
+// 8 row buffers (ring: 8 x Wp x kL floats, followed by input_transform's 6 x Wp x kL) and only
+// the 4 new ones are transposed.
 void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t ts, int64_t ps, float* V,
                  float* ring) {
   const int64_t CB = g.C / kL, rowf = g.Wp * kL;
@@ -358,7 +363,7 @@ void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t 
         if (r >= r0) row_to_blocked(src, g.H, g.W, 4 * ty - 1 + r, 1, g.Wp, row);
         strip[r] = row;
       }
-      input_transform(strip, g, cb, (q - q0) * g.TX, ts, ps, V);
+      input_transform(strip, g, cb, (q - q0) * g.TX, ts, ps, ring + 8 * rowf, V);
     }
 }
 
@@ -397,7 +402,7 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
   const int threads = omp_in_parallel() ? 1
                                         : (int)std::min<int64_t>({omp_get_max_threads(), (rows_total + R - 1) / R,
                                                                   (int64_t)kWinogradMaxThreads});
-  const int64_t strip = 8 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
+  const int64_t strip = 14 * g.Wp * kL, per_thread = kWinogradPoints * NT * (C + O) + strip;
   // Each thread owns a contiguous share of the tile rows (the images the neighbouring ops' threads
   // wrote; handing every group out from one shared counter measured slower: 0.273 vs 0.266 s per
   // U-Net step) and takes its groups in order from its share's counter; a thread done with its own
@@ -418,7 +423,7 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
     if (scratch.size() < (size_t)per_thread) scratch.resize((size_t)per_thread);
     float* V = scratch.data();
     float* M = V + kWinogradPoints * NT * C;
-    float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8, Wp, kL), or an output strip (4, 4 TX, kL)
+    float* xs = M + kWinogradPoints * NT * O;  // the input rows' ring (8 + 6, Wp, kL), or an output strip (4, 4 TX, kL)
     for (int k = 0; k < threads; ++k) {
       const int owner = (th + k) % threads;
       const Share sh = share(rows_total, owner, threads);
@@ -463,7 +468,7 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
   const int threads = omp_in_parallel() ? 1
                                         : (int)std::min<int64_t>({omp_get_max_threads(), (rows_total + R - 1) / R,
                                                                   (int64_t)kWinogradMaxThreads});
-  const int64_t nu = kWinogradPoints * C * O, strip = 8 * g.Wp * kL;
+  const int64_t nu = kWinogradPoints * C * O, strip = 14 * g.Wp * kL;
   const int64_t per_thread = nu + O + kWinogradPoints * NT * (C + O) + strip;
   // Per-thread scratch (dU, db partials, V, dM, strips) kept by each thread, as in the forward; the
   // partials are read back through `part` after the parallel region.
