@@ -84,7 +84,9 @@ void tile(int64_t K, const float* a, int64_t a_rs, int64_t a_ks, const float* b,
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     const bool masked = Masked && v == NV - 1;
-    const vfloat bias = !bias_p ? zero : masked ? vload_mask(last, bias_p + kSimdLanes * v) : vload(bias_p + kSimdLanes * v);
+    const vfloat bias = !bias_p   ? zero
+                        : masked ? vload_mask(last, bias_p + kSimdLanes * v)
+                                 : vload(bias_p + kSimdLanes * v);
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       float* cm = c + m * ldc + kSimdLanes * v;
@@ -109,7 +111,10 @@ TileFn row_of_tiles(int nv) {
   if constexpr (kNV == 2) {
     return nv == 1 ? tile<MR, 1, Masked> : tile<MR, 2, Masked>;
   } else {
-    return nv == 1 ? tile<MR, 1, Masked> : nv == 2 ? tile<MR, 2, Masked> : nv == 3 ? tile<MR, 3, Masked> : tile<MR, 4, Masked>;
+    return nv == 1   ? tile<MR, 1, Masked>
+           : nv == 2 ? tile<MR, 2, Masked>
+           : nv == 3 ? tile<MR, 3, Masked>
+                     : tile<MR, 4, Masked>;
   }
 }
 template <bool Masked>
@@ -123,28 +128,17 @@ TileFn pick_tile_m(int mr, int nv) {
     default: return row_of_tiles<6, Masked>(nv);
   }
 }
-TileFn pick_tile(int mr, int nv, bool masked) { return masked ? pick_tile_m<true>(mr, nv) : pick_tile_m<false>(mr, nv); }
+TileFn pick_tile(int mr, int nv, bool masked) {
+  return masked ? pick_tile_m<true>(mr, nv) : pick_tile_m<false>(mr, nv);
+}
 
-// dst rows 0..7 (row stride ld) = columns 0..7 of the 8 x 8 block at src (row stride ls): the
-// usual unpack / shuffle / permute sequence on 256-bit registers (24 shuffles for 64 floats).
+// dst rows 0..7 (row stride ld) = columns 0..7 of the 8 x 8 block at src (row stride ls): simd.h's
+// unpack / shuffle / permute sequence on 256-bit registers (24 shuffles for 64 floats).
 inline void transpose8x8(const float* src, int64_t ls, float* dst, int64_t ld) {
-  __m256 r[8], t[8], u[8];
+  __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
-  }
-  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
-    const int b = 4 * h;
-    u[b + 0] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(1, 0, 1, 0));  // column 0 (and 4)
-    u[b + 1] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(3, 2, 3, 2));  // column 1 (and 5)
-    u[b + 2] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(1, 0, 1, 0));  // column 2 (and 6)
-    u[b + 3] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(3, 2, 3, 2));  // column 3 (and 7)
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-    _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-  }
+  vtranspose8(r);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ld, r[i]);
 }
 
 // bt (K, N) = the transpose of B stored (N, K) with row stride ldb: 8 x 8 blocks in registers, the
@@ -197,7 +191,8 @@ void gemm_simd_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
       const float* b = B + k0 * ldb + n0;
       int64_t m0 = 0;
       for (; m0 + kMR <= M; m0 += kMR) full(kc, a + m0 * a_rs, a_rs, a_ks, b, ldb, C + m0 * ldc + n0, ldc, last, ep);
-      if (m0 < M) pick_tile((int)(M - m0), nv, masked)(kc, a + m0 * a_rs, a_rs, a_ks, b, ldb, C + m0 * ldc + n0, ldc, last, ep);
+      if (m0 < M)
+        pick_tile((int)(M - m0), nv, masked)(kc, a + m0 * a_rs, a_rs, a_ks, b, ldb, C + m0 * ldc + n0, ldc, last, ep);
     }
   }
 }

@@ -24,6 +24,30 @@
 
 namespace gt {
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+// 8 x 8 transpose of 256-bit rows in registers (AVX, so in both ISAs: the GEMM kernel transposes
+// B in 8 x 8 blocks on AVX-512 too): afterwards r[j] lane i is the old r[i] lane j.
+inline void vtranspose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+    const int b = 4 * h;
+    u[b + 0] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(1, 0, 1, 0));  // column 0 (and 4)
+    u[b + 1] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(3, 2, 3, 2));  // column 1 (and 5)
+    u[b + 2] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(1, 0, 1, 0));  // column 2 (and 6)
+    u[b + 3] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(3, 2, 3, 2));  // column 3 (and 7)
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+#endif
+
 #if defined(__AVX512F__)
 
 #define GENTAPE_SIMD 512
@@ -65,7 +89,9 @@ inline void vstore_first(float* p, int64_t n, vfloat v) {
     _mm512_mask_storeu_ps(p, vlanes(0, n), v);
 }
 
-inline vfloat vneg_abs(vfloat v) { return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN))); }
+inline vfloat vneg_abs(vfloat v) {  // -|v|: the sign bit set
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)));
+}
 inline vfloat vmax(vfloat a, vfloat b) { return _mm512_max_ps(a, b); }
 inline vfloat vround(vfloat v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 // p 2^n for integral n in [-150, 0] (as floats): 2^n in two halves, multiplied in turn, so that
@@ -168,7 +194,7 @@ inline void vstore_first(float* p, int64_t n, vfloat v) {
   if (n == 1) _mm_store_ss(p, q);
 }
 
-inline vfloat vneg_abs(vfloat v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }
+inline vfloat vneg_abs(vfloat v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }  // -|v|
 inline vfloat vmax(vfloat a, vfloat b) { return _mm256_max_ps(a, b); }
 inline vfloat vround(vfloat v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 inline vfloat vscale2(vfloat p, vfloat n) {
@@ -183,24 +209,7 @@ inline vfloat vselect_nonneg(vfloat t, vfloat a, vfloat b) {
   return _mm256_blendv_ps(b, a, _mm256_cmp_ps(t, _mm256_setzero_ps(), _CMP_GE_OQ));
 }
 
-inline void vtranspose(vfloat r[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
-  }
-  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
-    const int b = 4 * h;
-    u[b + 0] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(1, 0, 1, 0));  // column 0 (and 4)
-    u[b + 1] = _mm256_shuffle_ps(t[b + 0], t[b + 2], _MM_SHUFFLE(3, 2, 3, 2));  // column 1 (and 5)
-    u[b + 2] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(1, 0, 1, 0));  // column 2 (and 6)
-    u[b + 3] = _mm256_shuffle_ps(t[b + 1], t[b + 3], _MM_SHUFFLE(3, 2, 3, 2));  // column 3 (and 7)
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-  }
-}
+inline void vtranspose(vfloat r[8]) { vtranspose8(r); }
 
 #else
 

@@ -59,7 +59,8 @@ bool conv3x3_winograd_weight_grad_applies(int64_t C, int64_t O, int threads) {
 }
 
 bool conv3x3_winograd_applies(int64_t C, int64_t O) {
-  return conv3x3_winograd_available() && C > 0 && O > 0 && C % conv3x3_winograd_channels() == 0 && O % conv3x3_winograd_channels() == 0 &&
+  const int64_t L = conv3x3_winograd_channels();
+  return conv3x3_winograd_available() && C > 0 && O > 0 && C % L == 0 && O % L == 0 &&
          conv3x3_algo() == Conv3x3Algo::Winograd;
 }
 
@@ -546,12 +547,14 @@ int conv3x3_winograd_channels() { return 16; }
 
 void conv3x3_winograd_cpu(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
                           float*, bool, const float*, Addend) {
-  GT_FAIL("conv3x3_winograd_cpu: this build has neither AVX-512 nor AVX2 + FMA (check conv3x3_winograd_available() first)");
+  GT_FAIL("conv3x3_winograd_cpu: this build has neither AVX-512 nor AVX2 + FMA (check "
+          "conv3x3_winograd_available() first)");
 }
 
 void conv3x3_winograd_weight_grad_cpu(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*,
                                       float*) {
-  GT_FAIL("conv3x3_winograd_weight_grad_cpu: this build has neither AVX-512 nor AVX2 + FMA (check conv3x3_winograd_available() first)");
+  GT_FAIL("conv3x3_winograd_weight_grad_cpu: this build has neither AVX-512 nor AVX2 + FMA (check "
+          "conv3x3_winograd_available() first)");
 }
 
 #endif
