@@ -9,7 +9,7 @@
 //                      ddpm_torch.py --bench-train --no-ema (which also draws t, ε and x_t: <1% there)
 //   --train-only       the train step alone (what benchmarks/compare_ddpm.sh runs)
 //   --layers           every convolution of the net alone, forward and forward+backward, at its
-//                      shape in the net (conv2d is im2col + Eigen GEMM, kernels/conv.cpp), summed
+//                      shape in the net (conv2d: Winograd, direct 3x3 or im2col + GEMM, kernels/conv.cpp), summed
 //                      and set against the step: how much of the step is convolution
 //   --sample           instead of all the above: gt::ddpm_sample (models/ddpm.h, what `gentape sample`
 //                      runs) drawing --n 16 images in one batch with S = --sample-steps 1000 ancestral
