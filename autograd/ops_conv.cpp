@@ -5,12 +5,11 @@
 // Every backward accumulates into the inputs' gradient buffers (grad_buffer) directly: the kernels
 // add into dx / dw / db (beta = 1 GEMMs, += loops), so no gradient temporary is allocated. conv2d's
 // CPU backward writes the first gradient of its input instead (grad_dest: no zero-fill first).
-#include <algorithm>
-
 #include "autograd/ops.h"
 #include "core/dispatch.h"
 #include "kernels/conv.h"
-#include "kernels/parallel.h"
+#include "kernels/reduce.h"
+#include "kernels/shape.h"
 
 namespace gt {
 
@@ -111,22 +110,13 @@ Tensor conv2d_add(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       float* da = grad_dest(addend, &overwrite);
       const float* d = dy.data();
       const int64_t planes = g.B * g.O, L = g.Ho * g.Wo;
-      if (per_sample) {  // da[b, o] (+)= sum over the plane, in one fixed order
-        parallel_for(planes, std::max<int64_t>(1, kElementwiseGrain / L), [&](int64_t p0, int64_t p1) {
-          for (int64_t p = p0; p < p1; ++p) {
-            float s = 0.f;
-            for (int64_t i = 0; i < L; ++i) s += d[p * L + i];
-            da[p] = overwrite ? s : da[p] + s;
-          }
-        });
-      } else {
-        parallel_for(planes * L, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
-          if (overwrite) {
-            std::copy(d + i0, d + i1, da + i0);
-          } else {
-            for (int64_t i = i0; i < i1; ++i) da[i] += d[i];
-          }
-        });
+      if (per_sample) {  // da[b, o] (+)= the plane's sum (the reduce kernel's fixed order)
+        Tensor sums = overwrite ? Tensor() : Tensor::empty({planes});
+        float* out = overwrite ? da : sums.data();
+        sum_dim_forward_cpu(out, d, planes, L, 1, 1.0f);
+        if (!overwrite) block_copy_cpu(da, out, 1, planes, 1, planes, 0, planes, 0, /*accumulate=*/true);
+      } else {  // da (+)= dy
+        block_copy_cpu(da, d, 1, planes * L, 1, planes * L, 0, planes * L, 0, /*accumulate=*/!overwrite);
       }
     });
   }

@@ -1,6 +1,6 @@
 // norm.cpp: CPU GroupNorm (equations and the numerics in kernels/norm.h). Groups (n, g) run in
 // parallel; a group's M elements are contiguous, so every inner loop is a unit-stride sweep on
-// vectors (sums in 2 x 16 lanes). A group of the U-Net (4 channels x 28 x 28 floats,
+// simd.h vectors (sums in 2 x kSimdLanes lanes). A group of the U-Net (4 channels x 28 x 28 floats,
 // 12.5 KiB) stays in L1/L2 across the three sweeps of the forward.
 #include "kernels/norm.h"
 
@@ -19,10 +19,10 @@ namespace {
 // Groups per parallel chunk: enough elements to be worth a thread.
 int64_t group_grain(int64_t M) { return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(M, 1)); }
 
-#if GENTAPE_SIMD
-// The sweeps on simd.h's vectors (2 x kSimdLanes lanes per sum): on AVX2 GCC spilled the 16-float
-// vector extensions below to the stack in 128-bit halves, and the statistics sweep then took a
-// third of the fused GroupNorm-SiLU's time.
+// The sweeps on simd.h's vectors, sums in 2 x kSimdLanes lanes added across in one fixed order at
+// the end. (On 16-float GCC vector extensions, AVX2 builds spilled them to the stack in 128-bit
+// halves and the statistics sweep took a third of the fused GroupNorm-SiLU's time; written as
+// `float acc[8]` indexed by i % 8, GCC 12 vectorised it with a de-interleaving permute per load.)
 float vcombine(vfloat a, vfloat b) {
   float t[kSimdLanes];
   vstore(t, vadd(a, b));
@@ -85,99 +85,6 @@ void channel_sums(const float* dy, const float* x, int64_t n, float hi, float lo
   *B = vcombine(b0, b1) + tb;
 }
 
-#else  // no AVX-512 / AVX2: GCC vector extensions
-// The sweeps' sums are kept in 2 x 16 lanes of GCC vector extensions (one AVX-512 register each,
-// two AVX2 ones), loaded with memcpy (unaligned), and added across lanes in one fixed order at the
-// end. (Written as `float acc[8]` indexed by i % 8, GCC 12 vectorised them across i with a
-// de-interleaving permute per load: 20 GB/s for the forward, a quarter of the copy bandwidth.)
-constexpr int kLanes = 16;
-typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
-
-// Through references, not return values: with 16-float vectors wider than the target's registers
-// (AVX2) a vector-returning function would change the ABI (GCC's -Wpsabi).
-inline void load(vf& v, const float* p) { std::memcpy(&v, p, sizeof v); }
-inline void splat(vf& v, float x) {
-  for (int l = 0; l < kLanes; ++l) v[l] = x;
-}
-float combine(const vf& a, const vf& b) {
-  const vf s = a + b;
-  float t[kLanes];
-  std::memcpy(t, &s, sizeof t);
-  for (int w = kLanes / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) t[l] += t[l + w];
-  return t[0];
-}
-
-// sum_i (x[i] - shift)
-float shifted_sum(const float* x, int64_t n, float shift) {
-  vf a0{}, a1{}, sh;
-  splat(sh, shift);
-  int64_t i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    vf u, v;
-    load(u, x + i);
-    load(v, x + i + kLanes);
-    a0 += u - sh;
-    a1 += v - sh;
-  }
-  float tail = 0.f;
-  for (; i < n; ++i) tail += x[i] - shift;
-  return combine(a0, a1) + tail;
-}
-
-// sd = sum d, sd2 = sum d^2 with d = (x[i] - hi) - lo
-void centred_sums(const float* x, int64_t n, float hi, float lo, float* sd, float* sd2) {
-  vf a0{}, a1{}, b0{}, b1{}, h, o;
-  splat(h, hi);
-  splat(o, lo);
-  int64_t i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    vf u, v;
-    load(u, x + i);
-    load(v, x + i + kLanes);
-    const vf du = (u - h) - o, dv = (v - h) - o;
-    a0 += du;
-    a1 += dv;
-    b0 += du * du;
-    b1 += dv * dv;
-  }
-  float ta = 0.f, tb = 0.f;
-  for (; i < n; ++i) {
-    const float d = (x[i] - hi) - lo;
-    ta += d;
-    tb += d * d;
-  }
-  *sd = combine(a0, a1) + ta;
-  *sd2 = combine(b0, b1) + tb;
-}
-
-// A = sum dy, B = sum dy ((x - hi) - lo) over one channel's S elements
-void channel_sums(const float* dy, const float* x, int64_t n, float hi, float lo, float* A, float* B) {
-  vf a0{}, a1{}, b0{}, b1{}, h, o;
-  splat(h, hi);
-  splat(o, lo);
-  int64_t i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    vf g0, g1, u, v;
-    load(g0, dy + i);
-    load(g1, dy + i + kLanes);
-    load(u, x + i);
-    load(v, x + i + kLanes);
-    a0 += g0;
-    a1 += g1;
-    b0 += g0 * ((u - h) - o);
-    b1 += g1 * ((v - h) - o);
-  }
-  float ta = 0.f, tb = 0.f;
-  for (; i < n; ++i) {
-    ta += dy[i];
-    tb += dy[i] * ((x[i] - hi) - lo);
-  }
-  *A = combine(a0, a1) + ta;
-  *B = combine(b0, b1) + tb;
-}
-
-#endif
 
 // y[s] = silu(t), t = ((x[s] - hi) - lo) a + b, for s < S: vectors through simd.h's vsigmoid
 // (division-free), the last S mod kSimdLanes elements through SiluOp.

@@ -3,7 +3,8 @@
 //
 //   AVX-512F      kSimdLanes = 16, vfloat = __m512, vmask = __mmask16 (a bit per lane)
 //   AVX2 + FMA    kSimdLanes = 8,  vfloat = __m256, vmask = __m256i  (all-ones lanes are on)
-//   otherwise     GENTAPE_SIMD is 0 and the kernels report themselves unavailable
+//   otherwise     GENTAPE_SIMD is 0, the GEMM and Winograd kernels report themselves unavailable,
+//                 and only the plain arithmetic exists (4-float GCC vector extensions)
 //
 // The kernels are written once against these names, with the lane count as a constant: a register
 // tile of "4 vectors" is 64 columns on AVX-512 and 32 on AVX2. Each wrapper is one intrinsic (two
@@ -17,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
@@ -213,8 +215,26 @@ inline void vtranspose(vfloat r[8]) { vtranspose8(r); }
 
 #else
 
+// Neither: GENTAPE_SIMD is 0 (the GEMM kernel and Winograd report themselves unavailable), and only
+// the arithmetic above exists, on 4-float GCC vector extensions (SSE2 on a baseline x86-64 build),
+// so that simple sweeps (kernels/norm.cpp) are written once for every build.
 #define GENTAPE_SIMD 0
-constexpr int kSimdLanes = 1;
+constexpr int kSimdLanes = 4;
+typedef float vfloat __attribute__((vector_size(kSimdLanes * sizeof(float))));
+
+inline vfloat vzero() { return vfloat{}; }
+inline vfloat vset1(float x) { return vfloat{x, x, x, x}; }
+inline vfloat vload(const float* p) {
+  vfloat v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void vstore(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
+inline vfloat vadd(vfloat a, vfloat b) { return a + b; }
+inline vfloat vsub(vfloat a, vfloat b) { return a - b; }
+inline vfloat vmul(vfloat a, vfloat b) { return a * b; }
+inline vfloat vfmadd(vfloat a, vfloat b, vfloat c) { return a * b + c; }
+inline vfloat vfnmadd(vfloat a, vfloat b, vfloat c) { return c - a * b; }
 
 #endif
 

@@ -266,9 +266,11 @@ TEST_CASE("conv3x3 winograd: conv2d_add equals conv2d + add, values and gradient
       Tensor x = gen.randn({B, C, H, W}).set_requires_grad(), w = gen.randn({O, C, 3, 3}).set_requires_grad();
       Tensor b = gen.randn({O}).set_requires_grad();
       Tensor a = (per_sample ? gen.randn({B, O, 1, 1}) : gen.randn({B, O, H, W})).set_requires_grad();
-      Tensor r = gen.randn({B, O, H, W});
+      Tensor r = gen.randn({B, O, H, W}), r2 = gen.randn(a.shape());
       Tensor y = fused ? conv2d_add(x, w, b, a) : add(conv2d(x, w, b, 1, 1), a);
-      backward(sum(mul(y, r)));
+      // The addend is also used after y, so its gradient is first written by that use and then
+      // accumulated onto by conv2d_add's backward (both of its paths: written and added).
+      backward(add(sum(mul(y, r)), sum(mul(a, r2))));
       got[fused] = {y.to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector(),
                     a.grad().to_vector()};
     }
