@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "core/aligned.h"
 #include "core/error.h"
 
 #include "kernels/simd.h"
@@ -165,7 +166,7 @@ void gemm_simd_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
   // largest block seen and is then reused (no allocation in a training loop). (Transposing one
   // K chunk x 64 panel at a time, just before use, measured slower: 218-225 against 258-290
   // GFLOP/s for 128 x 400 x 784 on 2 threads.)
-  thread_local std::vector<float> bt;
+  thread_local AlignedVector bt;
   if (tb) {
     if (bt.size() < (size_t)(K * N)) bt.resize(K * N);
     transpose_b(B, ldb, N, K, bt.data());

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/aligned.h"
 #include "kernels/elementwise.h"
 #include "kernels/parallel.h"
 #include "kernels/simd.h"
@@ -173,7 +174,7 @@ void backward_impl(float* dx, float* dweight, float* dbias, float* work, const f
   float* wA = work + N * C;  // (N, C): A, this sample's share of db
   parallel_for(N * G, group_grain(M), [&](int64_t r0, int64_t r1) {
     // This thread's buffer for one group's dy, grown once and then reused (no allocation per call).
-    thread_local std::vector<float> scratch;
+    thread_local AlignedVector scratch;
     if (kSilu && scratch.size() < (size_t)M) scratch.resize((size_t)M);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / G, c0 = (r % G) * Cg;

@@ -11,6 +11,7 @@
 #include <vector>
 
 
+#include "core/aligned.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/conv3x3.h"
@@ -90,14 +91,14 @@ struct CacheEntry {
   bool flipped = false;
   uint64_t last_use = 0;
   std::vector<float> w;                      // the weights U was made from
-  std::shared_ptr<std::vector<float>> U;     // (36, C, O), or (36, O, C) when flipped
+  std::shared_ptr<AlignedVector> U;    // (36, C, O), or (36, O, C) when flipped
 };
 std::mutex cache_mutex;
 std::vector<CacheEntry> cache;
 uint64_t cache_clock = 0;
 }  // namespace
 
-std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped) {
+std::shared_ptr<const AlignedVector> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped) {
   const size_t nw = (size_t)(O * C * 9);
   std::lock_guard<std::mutex> lock(cache_mutex);
   CacheEntry* e = nullptr;
@@ -120,7 +121,7 @@ std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w
   }
   e->w.assign(w, w + nw);
   // A U still held by a caller (another thread's convolution) is left to it; otherwise reused.
-  if (!e->U || e->U.use_count() > 1) e->U = std::make_shared<std::vector<float>>();
+  if (!e->U || e->U.use_count() > 1) e->U = std::make_shared<AlignedVector>();
   e->U->resize((size_t)kWinogradPoints * nw / 9);
   Tensor wt = Tensor::empty({(int64_t)nw});
   if (flipped) {
@@ -420,7 +421,7 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
     // Each thread's own scratch, grown once and kept: a block from the shared caching allocator
     // would be written by whichever thread had its slice last call, and moving those cache lines
     // between the cores cost more than the transforms (the worker thread ran them 1.3-2.9x slower).
-    thread_local std::vector<float> scratch;
+    thread_local AlignedVector scratch;
     if (scratch.size() < (size_t)per_thread) scratch.resize((size_t)per_thread);
     float* V = scratch.data();
     float* M = V + kWinogradPoints * NT * C;
@@ -477,7 +478,7 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
 #pragma omp parallel num_threads(threads)
   {
     const int th = omp_get_thread_num();
-    thread_local std::vector<float> scratch;
+    thread_local AlignedVector scratch;
     if (scratch.size() < (size_t)per_thread) scratch.resize((size_t)per_thread);
     float* dU = scratch.data();
     part[th] = dU;

@@ -55,6 +55,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/aligned.h"
+
 namespace gt {
 
 constexpr int kWinogradPoints = 36;  // 6 x 6
@@ -85,7 +87,7 @@ void winograd_weights(const float* wt, int64_t C, int64_t O, float* U);
 // and a training step, whose weights change, recomputes it in place without allocating. At most
 // kWinogradCacheEntries entries, the least recently used replaced.
 constexpr int kWinogradCacheEntries = 64;
-std::shared_ptr<const std::vector<float>> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped);
+std::shared_ptr<const AlignedVector> winograd_weights_cached(const float* w, int64_t O, int64_t C, bool flipped);
 
 // y (B, O, H, W) = (or += when accumulate) conv3x3(x (B, C, H, W)) + bias (O, or nullptr) [+ addend],
 // with U from winograd_weights. C and O multiples of conv3x3_winograd_channels(). The addend is added in the same store (no
