@@ -118,32 +118,61 @@ void channel_sum_cpu(const float* dy, int64_t B, int64_t O, int64_t L, float* db
 
 // dw (M, N) += sum_{b < n} A_b (M, K) B_b^T, A_b = a + b sa (M, K), B_b = bm + b sb stored (N, K): the
 // weight gradient of an im2col convolution, one product per image. Threads take contiguous runs of
-// images and sum them into their own (M, N) partial with single-threaded GEMMs — one fork/join for
+// images and sum them into their own partial with single-threaded GEMMs — one fork/join for
 // the batch instead of one per image, and no operand packed twice — and the partials are added to
 // dw in thread order (deterministic for a given thread count). A modest gain (benchmarks/bench_conv,
 // batch 64, interleaved): 3x3 stride 2 32->32 at 28x28 36-48 -> 50-52 GFLOP/s, where im2col's copies
 // dominate; 1x1 96->32 at 28x28 79-81 -> 83-113.
+// The GEMM kernel reads its B operand row-major (K, N), so one of the two (stored with K contiguous)
+// is transposed per image: the smaller one. Where N > M (the column matrix of C kh kw rows is larger
+// than dy's O rows, as in every such layer of the U-Net but one) the partials are dw^T = sum B_b
+// A_b^T (N, M), which transposes A_b, and are added to dw transposed. (Transposing the 288 x 196
+// column matrix of the stride-2 downsampling per image, instead of its 32 x 196 dy, cost more than
+// its weight gradient's products.) Each element is the same k-ordered sum either way.
 void sum_of_products_cpu(int64_t n, int64_t M, int64_t N, int64_t K, const float* a, int64_t sa, const float* bm,
                          int64_t sb, float* dw) {
   const int threads = omp_in_parallel() ? 1 : (int)std::min<int64_t>(omp_get_max_threads(), n);
-  if (threads <= 1) {
+  const bool transposed = N > M;
+  if (threads <= 1 && !transposed) {
     for (int64_t b = 0; b < n; ++b) gemm_cpu(false, true, M, N, K, 1.0f, a + b * sa, bm + b * sb, 1.0f, dw);
     return;
   }
   Tensor partial = Tensor::empty({threads * M * N});
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  const auto run = [&](int t, int nt) {
     float* mine = partial.data() + t * M * N;
     const int64_t b0 = n * t / nt, b1 = n * (t + 1) / nt;
     if (b0 == b1) std::fill(mine, mine + M * N, 0.0f);
-    for (int64_t b = b0; b < b1; ++b)  // inside the region gemm_cpu runs on this thread alone
-      gemm_cpu(false, true, M, N, K, 1.0f, a + b * sa, bm + b * sb, b == b0 ? 0.0f : 1.0f, mine);
+    for (int64_t b = b0; b < b1; ++b) {  // inside the region gemm_cpu runs on this thread alone
+      const float beta = b == b0 ? 0.0f : 1.0f;
+      if (transposed) {
+        gemm_cpu(false, true, N, M, K, 1.0f, bm + b * sb, a + b * sa, beta, mine);
+      } else {
+        gemm_cpu(false, true, M, N, K, 1.0f, a + b * sa, bm + b * sb, beta, mine);
+      }
+    }
+  };
+  if (threads <= 1) {
+    run(0, 1);
+  } else {
+#pragma omp parallel num_threads(threads)
+    run(omp_get_thread_num(), omp_get_num_threads());
+  }
+  const float* part = partial.data();
+  if (transposed) {  // dw[m][j] += sum_t part_t[j][m]: rows of dw, each a strided gather
+    parallel_for(M, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(N, 1)), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        for (int64_t j = 0; j < N; ++j) {
+          float s = 0.0f;
+          for (int t = 0; t < threads; ++t) s += part[t * M * N + j * M + m];
+          dw[m * N + j] += s;
+        }
+    });
+    return;
   }
   parallel_for(M * N, kElementwiseGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       float s = 0.0f;
-      for (int t = 0; t < threads; ++t) s += partial.data()[t * M * N + i];
+      for (int t = 0; t < threads; ++t) s += part[t * M * N + i];
       dw[i] += s;
     }
   });
