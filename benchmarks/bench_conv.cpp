@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
   const Case cases[] = {{32, 32, 28, 3, 1, 1, "winograd"}, {32, 32, 28, 3, 1, 1, "direct"},
                         {64, 64, 14, 3, 1, 1, "winograd"}, {64, 64, 14, 3, 1, 1, "direct"},
                         {96, 32, 28, 3, 1, 1, "winograd"}, {96, 32, 28, 3, 1, 1, "direct"},
-                        {32, 32, 28, 3, 2, 1, "im2col+gemm"}, {96, 32, 28, 1, 1, 0, "im2col+gemm"}};
+                        {32, 32, 28, 3, 2, 1, "im2col+gemm"}, {96, 32, 28, 1, 1, 0, "im2col+gemm"},
+                        {1, 32, 28, 3, 1, 1, "direct"}, {32, 1, 28, 3, 1, 1, "direct"}};  // conv_in, conv_out
   const std::string only = argc > 3 ? argv[3] : "";
   for (const Case& k : cases) {
     const bool wino = std::string(k.what) == "winograd";

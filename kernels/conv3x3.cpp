@@ -1,14 +1,18 @@
 // conv3x3.cpp: the direct 3x3 convolution (equations and the reason for it in conv3x3.h).
 //
-// The vectors are GCC vector extensions of 16 floats, so the same source compiles to AVX-512 (one
-// register per vector) or AVX2 (two); the tile sizes below keep the accumulators in registers for
-// either: 16 (forward) or 24 (weight gradient) vectors with 32 AVX-512 registers, 3-4 vectors (6-8
-// registers) with 16 AVX2 ones. This file
-// is compiled with -ffp-contract=fast (CMakeLists.txt) so `acc += b * x` is one fused multiply-add.
+// The row tiles are written on kernels/simd.h's vectors (16 floats on AVX-512, 8 on AVX2, 4 in a
+// build with neither); the tile sizes below keep the accumulators in registers for each: 16
+// (forward) or 24 (weight gradient) of AVX-512's 32 registers, 8 or 9 of AVX2's 16. (Until
+// 2026-12-03 they were GCC vector extensions of 16 floats whatever the target: on AVX2 every
+// accumulator then lived on the stack, and the weight gradients of conv_in and conv_out ran at 6
+// GFLOP/s.) The AVX-512 forward on flat planes below uses its intrinsics directly. This file is
+// compiled with -ffp-contract=fast (CMakeLists.txt).
 #include "kernels/conv3x3.h"
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -16,6 +20,7 @@
 
 #include "core/tensor.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 
 #include <omp.h>
 
@@ -23,52 +28,51 @@ namespace gt {
 
 namespace {
 
-constexpr int kLanes = 16;
-typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
-
-// Loads through a reference, not a return value: with 16-float vectors wider than the target's
-// registers (AVX2) a vector-returning function would change the ABI (GCC's -Wpsabi).
-inline void load(vf& v, const float* p) { std::memcpy(&v, p, sizeof v); }
-// Every lane = *p, as one broadcast load. (`vf{} + x` compiled to a scalar add of +0.0f — not an
-// identity for -0.0, so GCC keeps it — and a register-to-register broadcast on a shuffle port: two
-// extra instructions per weight in the forward's innermost loop.)
-inline void splat(vf& v, const float* p) {
-#if defined(__AVX512F__)
-  v = (vf)_mm512_set1_ps(*p);
-#else
-  for (int i = 0; i < kLanes; ++i) v[i] = *p;
-#endif
-}
+constexpr int kLanes = kSimdLanes;  // floats per vector of the row tiles
+// Vectors per padded row: NV vectors hold W <= kConv3x3MaxWidth columns.
+constexpr int kMaxNV = (int)((kConv3x3MaxWidth + kLanes - 1) / kLanes);
+int row_vectors(int64_t W) { return (int)((W + kLanes - 1) / kLanes); }
 
 #if defined(__AVX512F__)
 constexpr int kRegsForAcc = 16;  // of 32 vector registers
 #else
-constexpr int kRegsForAcc = 4;   // vectors of 16 floats = 8 of 16 AVX2 registers
+constexpr int kRegsForAcc = 8;   // of 16 (AVX2's ymm, or SSE's xmm): + the loaded row + a broadcast
 #endif
+
+// f(std::integral_constant<int, NV>) for the runtime NV in 1..kMaxNV.
+template <int N = 1, class F>
+void with_nv(int nv, F&& f) {
+  if constexpr (N <= kMaxNV) {
+    if (nv == N) {
+      f(std::integral_constant<int, N>{});
+      return;
+    }
+    with_nv<N + 1>(nv, std::forward<F>(f));
+  }
+}
 
 // One tile: output channels [o0, o0 + MR), rows [h0, h0 + R), all W columns of one image.
 // xp: the image padded to (C, H+2, S); wt (C*9, O) tap-major; y: the image's output (O, H, W).
 template <int NV, int MR, int R>
 void tile(const float* xp, int64_t C, int64_t S, int64_t plane, const float* wt, int64_t O, int64_t o0, int64_t h0,
           float* y, int64_t H, int64_t W, const float* bias, bool accumulate) {
-  vf acc[MR][R][NV];
+  vfloat acc[MR][R][NV];
   for (int t = 0; t < MR; ++t)
     for (int r = 0; r < R; ++r)
-      for (int v = 0; v < NV; ++v) acc[t][r][v] = vf{};
+      for (int v = 0; v < NV; ++v) acc[t][r][v] = vzero();
   for (int64_t c = 0; c < C; ++c) {
     const float* xc = xp + c * plane + h0 * S;
     const float* wc = wt + c * 9 * O + o0;
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) {
         const float* wk = wc + (i * 3 + j) * O;
-        vf xv[R][NV];
+        vfloat xv[R][NV];
         for (int r = 0; r < R; ++r)
-          for (int v = 0; v < NV; ++v) load(xv[r][v], xc + (r + i) * S + j + v * kLanes);
+          for (int v = 0; v < NV; ++v) xv[r][v] = vload(xc + (r + i) * S + j + v * kLanes);
         for (int t = 0; t < MR; ++t) {
-          vf b;
-          splat(b, wk + t);
+          const vfloat b = vset1(wk[t]);
           for (int r = 0; r < R; ++r)
-            for (int v = 0; v < NV; ++v) acc[t][r][v] += b * xv[r][v];
+            for (int v = 0; v < NV; ++v) acc[t][r][v] = vfmadd(b, xv[r][v], acc[t][r][v]);
         }
       }
   }
@@ -76,7 +80,7 @@ void tile(const float* xp, int64_t C, int64_t S, int64_t plane, const float* wt,
     const float bv = bias ? bias[o0 + t] : 0.0f;
     for (int r = 0; r < R; ++r) {
       float out[NV * kLanes];
-      std::memcpy(out, acc[t][r], sizeof out);
+      for (int v = 0; v < NV; ++v) vstore(out + v * kLanes, acc[t][r][v]);
       float* row = y + (o0 + t) * H * W + (h0 + r) * W;
       if (accumulate) {
         for (int64_t w = 0; w < W; ++w) row[w] += out[w] + bv;
@@ -282,9 +286,9 @@ void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int
   // xc: padded plane (b, c) from row i; dyo: the MRW planes of dy (b, o0..); the block's images are
   // xs / ys floats apart; dwv: the partials of weight (o0, c, i, 0), consecutive o's C*9 weights apart.
   constexpr int64_t V = NV * kLanes;
-  vf acc[MRW][3];
+  vfloat acc[MRW][3];
   for (int t = 0; t < MRW; ++t)
-    for (int j = 0; j < 3; ++j) acc[t][j] = vf{};
+    for (int j = 0; j < 3; ++j) acc[t][j] = vzero();
   for (int64_t b = 0; b < nimg; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int v = 0; v < NV; ++v) {
@@ -292,26 +296,22 @@ void wgrad_tile(const float* xc, const float* dyo, int64_t nimg, int64_t xs, int
         // used for its 3 taps: 3*MRW accumulators + 3 + 1 live vectors (28 of AVX-512's 32 registers
         // at MRW = 8; holding all MRW dy vectors instead would need 33 and spill).
         const float* xr = xc + b * xs + h * S + v * kLanes;
-        vf xv[3];
-        for (int j = 0; j < 3; ++j) load(xv[j], xr + j);
+        vfloat xv[3];
+        for (int j = 0; j < 3; ++j) xv[j] = vload(xr + j);
         for (int t = 0; t < MRW; ++t) {
-          vf d;
-          load(d, dyo + b * ys + (t * H + h) * V + v * kLanes);
+          vfloat d = vload(dyo + b * ys + (t * H + h) * V + v * kLanes);
 #if defined(__AVX512F__)
           // Keep d in a register: left alone, GCC folds the load into each of the 3 FMAs, and the
           // 24 loads per 24 FMAs (instead of 11) made the load ports the limit (~180 GFLOP/s).
           asm("" : "+v"(d));
 #endif
-          for (int j = 0; j < 3; ++j) acc[t][j] += d * xv[j];
+          for (int j = 0; j < 3; ++j) acc[t][j] = vfmadd(d, xv[j], acc[t][j]);
         }
       }
   for (int t = 0; t < MRW; ++t)
     for (int j = 0; j < 3; ++j) {
       float* dst = dwv + (t * C * 9 + j) * kLanes;
-      vf out;
-      load(out, dst);
-      out += acc[t][j];
-      std::memcpy(dst, &out, sizeof out);
+      vstore(dst, vadd(vload(dst), acc[t][j]));
     }
 }
 
@@ -324,7 +324,7 @@ void wgrad_images(const float* xp, const float* dyp, int64_t nimg, int64_t C, in
   // 9 taps of one channel pair would need 10 loads for 9).
   constexpr int MRW = 8;
 #else
-  constexpr int MRW = 1;  // 3 accumulators, 1 dy and 1 x vector: 10 of 16 AVX2 registers
+  constexpr int MRW = 3;  // 9 accumulators, 3 x vectors and 1 of dy: 13 of 16 registers
 #endif
   constexpr int64_t V = NV * kLanes;
   const int64_t plane = (H + 2) * S, xs = C * plane, ys = O * H * V;
@@ -357,7 +357,7 @@ bool conv3x3_weight_grad_applies(int64_t O, int64_t C, int threads) {
 void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O,
                              float* dw, float* db) {
   if (B == 0) return;
-  const int NV = W <= kLanes ? 1 : 2;
+  const int NV = row_vectors(W);
   const int64_t S = NV * kLanes + 2, V = NV * kLanes;
   Tensor xpad = Tensor::empty({B * C * (H + 2) * S}), dypad = Tensor::empty({B * O * H * V});
   Tensor rows = db ? Tensor::empty({B * O * H}) : Tensor();
@@ -398,16 +398,13 @@ void conv3x3_weight_grad_cpu(const float* x, const float* dy, int64_t B, int64_t
     const int t = omp_get_thread_num();
     float* mine = partial.data() + t * n * kLanes;
     std::fill(mine, mine + n * kLanes, 0.0f);
-    // Blocks of images with >= 56 row vectors: the tile's partials are read and written once per
-    // block, and its dy and x rows (<= 8 planes + 1 of each image) still fit in L1.
-    const int64_t block = std::max<int64_t>(1, (56 + H * NV - 1) / (H * NV));
+    // Blocks of images with >= 896 floats of rows (56 vectors of 16): the tile's partials are read
+    // and written once per block, and its dy and x rows (<= 8 planes + 1 of each image) still fit in L1.
+    const int64_t rv = 896 / kLanes, block = std::max<int64_t>(1, (rv + H * NV - 1) / (H * NV));
     const int64_t b1 = B * (t + 1) / threads;
     for (int64_t b = B * t / threads; b < b1; b += block) {
       const int64_t nimg = std::min(block, b1 - b);
-      if (NV == 1)
-        wgrad_images<1>(xpad.data() + b * xs, dyp + b * ys, nimg, C, O, H, S, mine);
-      else
-        wgrad_images<2>(xpad.data() + b * xs, dyp + b * ys, nimg, C, O, H, S, mine);
+      with_nv(NV, [&](auto nv) { wgrad_images<nv.value>(xpad.data() + b * xs, dyp + b * ys, nimg, C, O, H, S, mine); });
     }
   }
   parallel_for(n, kElementwiseGrain / kLanes, [&](int64_t begin, int64_t end) {
@@ -451,15 +448,12 @@ void conv3x3_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, con
 void conv3x3_rows_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* wt, int64_t O,
                       const float* bias, float* y, bool accumulate) {
   if (B == 0) return;
-  const int NV = W <= kLanes ? 1 : 2;
+  const int NV = row_vectors(W);
   const int64_t S = NV * kLanes + 2, plane = (H + 2) * S;
   Tensor pad = Tensor::empty({B * C * plane});
   float* xp = pad.data();
   pad_planes(x, B * C, H, W, S, xp);
-  if (NV == 1)
-    run<1>(xp, B, C, H, W, S, wt, O, bias, y, accumulate);
-  else
-    run<2>(xp, B, C, H, W, S, wt, O, bias, y, accumulate);
+  with_nv(NV, [&](auto nv) { run<nv.value>(xp, B, C, H, W, S, wt, O, bias, y, accumulate); });
 }
 
 }  // namespace gt

@@ -7,7 +7,8 @@
 // the GEMM then packs that matrix once more, so at 28x28 with 32 channels the copies cost about as
 // much as the multiply-adds. Here the input is zero-padded once to (C, H+2, S); the input row that
 // tap (i, j) needs for output row h is then the contiguous run xp[c, h+i, j : j+W], and a register
-// tile of outputs — MR output channels x R output rows x W columns, W in NV vectors of 16 floats —
+// tile of outputs — MR output channels x R output rows x W columns, W in NV vectors (kernels/simd.h:
+// 16 floats on AVX-512, 8 on AVX2) —
 // accumulates straight from it: per tap, R*NV vector loads and MR broadcasts feed MR*R*NV fused
 // multiply-adds. No column matrix, no packing. With AVX-512 the forward tiles run along the
 // flattened plane instead (kernels/conv3x3.cpp, "forward on flat planes"): 16 consecutive pixels per

@@ -164,8 +164,8 @@ std::vector<OpRow> rows() {
   // conv2d: stride 1/2, padding 0/1, odd sizes, with and without bias, non-square kernel, 1x1.
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) bias s1 p0", {2, 3, 7, 5}, {4, 3, 3, 3}, true, 1, 0));
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) s1 p1", {2, 3, 7, 5}, {4, 3, 3, 3}, false, 1, 1));
-  // 3x3, stride 1, padding 1: the direct kernels (kernels/conv3x3.h). Rows of 20 (two vectors of 16)
-  // and of 16 (exactly one); channel counts past one register tile plus a tail; odd heights (the
+  // 3x3, stride 1, padding 1: the direct kernels (kernels/conv3x3.h). Rows of 20 (two vectors of 16,
+  // three of 8) and of 16 (exactly one, or two); channel counts past one register tile plus a tail; odd heights (the
   // 2-row tile's 1-row tail).
   r.push_back(conv2d_row("conv2d direct x(2,5,9,20) w(10,5,3,3) bias s1 p1", {2, 5, 9, 20}, {10, 5, 3, 3}, true, 1, 1));
   r.push_back(conv2d_row("conv2d direct x(3,4,7,16) w(9,4,3,3) s1 p1", {3, 4, 7, 16}, {9, 4, 3, 3}, false, 1, 1));
@@ -296,10 +296,13 @@ TEST_CASE("conv: shape errors name the shapes", "[ops]") {
 // or tile edge shows as an O(1) error. Tolerance: sums of up
 // to B*H*W = 1568 terms of O(1) products in float32, in different orders.
 TEST_CASE("conv3x3: direct kernels equal im2col + GEMM at U-Net sizes", "[ops]") {
-  // H*W = 784, 196, 155, 6, 180, 25: the flat kernel's last tile holds 1, 1, 1, 1, 3 and 2 vectors.
+  // H*W = 784, 196, 155, 6, 180, 25: the flat kernel's last tile holds 1, 1, 1, 1, 3 and 2 vectors;
+  // the row tiles' 8-float vectors (AVX2): 4, 2, 4, 1, 3 and 1 per row. The last two are the U-Net's
+  // conv_in and conv_out (1 input channel; 1 output channel, fewer than one weight-gradient tile).
   for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{{2, 32, 28, 28, 32}, {3, 20, 14, 14, 13},
                                                                         {2, 3, 5, 31, 17}, {2, 7, 6, 1, 9},
-                                                                        {2, 5, 9, 20, 10}, {1, 3, 5, 5, 4}}) {
+                                                                        {2, 5, 9, 20, 10}, {1, 3, 5, 5, 4},
+                                                                        {2, 1, 28, 28, 32}, {2, 32, 28, 28, 1}}) {
     INFO("x (" << B << ", " << C << ", " << H << ", " << W << "), O = " << O);
     REQUIRE(conv3x3_applies(3, 3, 1, 1, W));
     Generator gen(11);
