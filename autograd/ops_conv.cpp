@@ -170,8 +170,9 @@ Tensor upsample_nearest2d(const Tensor& x, int scale) {
 
   if (needs_grad({&x})) {
     record(op, {x}, y, [x, B, C, H, W, s](const Tensor& dy) {
-      float* dx = grad_buffer(x).data();
-      GT_DISPATCH(dy.device(), upsample_nearest2d_backward_cpu(dy.data(), B, C, H, W, s, dx),
+      bool overwrite = false;  // the CPU writes the first gradient into x's buffer (grad_dest)
+      float* dx = grad_dest(x, &overwrite);
+      GT_DISPATCH(dy.device(), upsample_nearest2d_backward_cpu(dy.data(), B, C, H, W, s, dx, !overwrite),
                   upsample_nearest2d_backward_cuda(dy.data(), B, C, H, W, s, dx));
     });
   }

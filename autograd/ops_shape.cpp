@@ -162,10 +162,13 @@ Tensor concat(const std::vector<Tensor>& tensors, int dim) {
         const Tensor& x = tensors[t];
         if (!x.requires_grad()) continue;
         const int64_t n = x.shape()[d];
-        Tensor dx = grad_buffer(x);
+        // The CPU writes x's first gradient instead of zero-filling the buffer and adding to it
+        // (grad_dest): the U-Net's skip concatenations zero-filled 48 MB per training step, on one thread.
+        bool overwrite = false;
+        float* dx = grad_dest(x, &overwrite);
         GT_DISPATCH(x.device(),
-                    block_copy_cpu(dx.data(), dout.data(), outer, n, inner, n, 0, n_out, offsets[t], true),
-                    block_copy_cuda(dx.data(), dout.data(), outer, n, inner, n, 0, n_out, offsets[t], true));
+                    block_copy_cpu(dx, dout.data(), outer, n, inner, n, 0, n_out, offsets[t], !overwrite),
+                    block_copy_cuda(dx, dout.data(), outer, n, inner, n, 0, n_out, offsets[t], true));
       }
     });
   }

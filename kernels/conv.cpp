@@ -439,7 +439,7 @@ void upsample_nearest2d_forward_cpu(const float* x, int64_t B, int64_t C, int64_
 }
 
 void upsample_nearest2d_backward_cpu(const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
-                                     int64_t scale, float* dx) {
+                                     int64_t scale, float* dx, bool accumulate) {
   const int64_t Ho = H * scale, Wo = W * scale;
   parallel_for(B * C, plane_grain(Ho * Wo), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
@@ -449,10 +449,15 @@ void upsample_nearest2d_backward_cpu(const float* dy, int64_t B, int64_t C, int6
         const float* r0 = src + h * scale * Wo;
         if (scale == 2) {  // the 2 x 2 block of each input pixel, summed in the order of upsample_nearest2d_grad
           const float* r1 = r0 + Wo;
-          for (int64_t w = 0; w < W; ++w)
-            dst[h * W + w] += ((r0[2 * w] + r0[2 * w + 1]) + r1[2 * w]) + r1[2 * w + 1];
+          for (int64_t w = 0; w < W; ++w) {
+            const float g = ((r0[2 * w] + r0[2 * w + 1]) + r1[2 * w]) + r1[2 * w + 1];
+            dst[h * W + w] = accumulate ? dst[h * W + w] + g : g;
+          }
         } else {
-          for (int64_t w = 0; w < W; ++w) dst[h * W + w] += upsample_nearest2d_grad(src, W, scale, h, w);
+          for (int64_t w = 0; w < W; ++w) {
+            const float g = upsample_nearest2d_grad(src, W, scale, h, w);
+            dst[h * W + w] = accumulate ? dst[h * W + w] + g : g;
+          }
         }
       }
     }

@@ -156,9 +156,10 @@ void conv_transpose2d_backward_cpu(const Conv2dGeom& g, const float* x, const fl
 // x (B, C, H, W) -> y (B, C, H*scale, W*scale).
 void upsample_nearest2d_forward_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t scale,
                                     float* y);
-// dy (B, C, H*scale, W*scale) -> dx (B, C, H, W) +=.
+// dy (B, C, H*scale, W*scale) -> dx (B, C, H, W) += (= with accumulate false: dx's first gradient
+// written, no zero fill first).
 void upsample_nearest2d_backward_cpu(const float* dy, int64_t B, int64_t C, int64_t H, int64_t W,
-                                     int64_t scale, float* dx);
+                                     int64_t scale, float* dx, bool accumulate = true);
 // x (B, C, H, W) -> y (B, C, (H-k)/s+1, (W-k)/s+1).
 void avg_pool2d_forward_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s,
                             float* y);

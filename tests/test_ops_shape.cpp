@@ -5,6 +5,7 @@
 // The references move values with explicit multi-indices (unravel / ravel): out[idx] = x[map(idx)].
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -347,5 +348,47 @@ TEST_CASE("shape ops: large shapes cpu vs cuda", "[ops][cuda]") {
       require_close(op.first + " forward", res[1][0].to_vector(), res[0][0].to_vector(), 1e-12, 0);
       require_close(op.first + " backward", res[1][1].to_vector(), res[0][1].to_vector(), 1e-5, 1e-5);
     }
+  }
+}
+
+// concat and upsample_nearest2d write their input's first gradient on the CPU (grad_dest) instead
+// of zero-filling it and adding. Both orders of a second use: the op's backward first (it writes,
+// the other op adds) and second (it adds onto the other op's gradient). A write where an add is due
+// loses r2's term; an add onto an unfilled buffer adds garbage: both fail the exact comparison
+// (each element of da is one product plus at most one sum of four, exact in float for these values).
+TEST_CASE("concat, upsample_nearest2d backward: first gradient written, later ones added", "[ops]") {
+  Generator gen(5);
+  // Values k/8 with small k: every product and sum below is exact in float.
+  auto grid = [&](const Shape& s) {
+    Tensor t = gen.randn(s);
+    std::vector<float> v = t.to_vector();
+    for (float& e : v) e = std::round(e * 8.f) / 8.f;
+    return Tensor::from_vector(v, s);
+  };
+  const Tensor r1 = grid({2, 5, 3, 4}), r2 = grid({2, 3, 3, 4}), ru = grid({2, 3, 6, 8});
+  for (int order = 0; order < 2; ++order) {
+    INFO("order " << order << (order ? ": the other use recorded last (its backward runs first)" : ""));
+    Tensor a = grid({2, 3, 3, 4}).set_requires_grad(true), b = grid({2, 2, 3, 4}).set_requires_grad(true);
+    Tensor other, cat, up;
+    if (order == 0) other = sum(mul(a, r2));
+    cat = sum(mul(concat({a, b}, 1), r1));
+    up = sum(mul(upsample_nearest2d(a, 2), ru));
+    if (order == 1) other = sum(mul(a, r2));
+    backward(add(add(cat, up), other));
+    const std::vector<float> da = a.grad().to_vector(), db = b.grad().to_vector();
+    const std::vector<float> v1 = r1.to_vector(), v2 = r2.to_vector(), vu = ru.to_vector();
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 5; ++c)
+        for (int64_t h = 0; h < 3; ++h)
+          for (int64_t w = 0; w < 4; ++w) {
+            const float g1 = v1[(size_t)(((n * 5 + c) * 3 + h) * 4 + w)];
+            if (c >= 3) {
+              REQUIRE(db[(size_t)(((n * 2 + c - 3) * 3 + h) * 4 + w)] == g1);
+              continue;
+            }
+            const auto u = [&](int64_t i, int64_t j) { return vu[(size_t)(((n * 3 + c) * 6 + 2 * h + i) * 8 + 2 * w + j)]; };
+            const size_t k = (size_t)(((n * 3 + c) * 3 + h) * 4 + w);
+            REQUIRE(da[k] == g1 + ((u(0, 0) + u(0, 1)) + u(1, 0)) + u(1, 1) + v2[k]);
+          }
   }
 }
