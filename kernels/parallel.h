@@ -27,7 +27,10 @@ constexpr int64_t kElementwiseGrain = 32768;
 // cycles than the worker on identical pieces of work), so with fixed shares the faster one waited
 // at the end of every loop. The pieces' boundaries depend only on n and the thread count, never
 // on the timing, so a body that is a function of its indices gives the same results as before.
-constexpr int kParallelSplit = 4;
+// 16 pieces per share rather than 4: the last piece a thread cannot hand over is then 1/32 of a
+// 2-thread loop, and the OpenMP waits of a U-Net training step fell from 6.4% to 5.4% of its perf
+// samples (most of the gain in GroupNorm-SiLU's backward); each piece costs one atomic add.
+constexpr int kParallelSplit = 16;
 constexpr int kParallelMaxThreads = 256;
 
 template <class F>
