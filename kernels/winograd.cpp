@@ -91,7 +91,7 @@ struct CacheEntry {
   bool flipped = false;
   uint64_t last_use = 0;
   std::vector<float> w;                      // the weights U was made from
-  std::shared_ptr<AlignedVector> U;    // (36, C, O), or (36, O, C) when flipped
+  std::shared_ptr<AlignedVector> U;          // (36, C, O), or (36, O, C) when flipped
 };
 std::mutex cache_mutex;
 std::vector<CacheEntry> cache;

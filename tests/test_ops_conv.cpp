@@ -165,8 +165,8 @@ std::vector<OpRow> rows() {
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) bias s1 p0", {2, 3, 7, 5}, {4, 3, 3, 3}, true, 1, 0));
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) s1 p1", {2, 3, 7, 5}, {4, 3, 3, 3}, false, 1, 1));
   // 3x3, stride 1, padding 1: the direct kernels (kernels/conv3x3.h). Rows of 20 (two vectors of 16,
-  // three of 8) and of 16 (exactly one, or two); channel counts past one register tile plus a tail; odd heights (the
-  // 2-row tile's 1-row tail).
+  // three of 8) and of 16 (exactly one, or two); channel counts past one register tile plus a tail;
+  // odd heights (the 2-row tile's 1-row tail).
   r.push_back(conv2d_row("conv2d direct x(2,5,9,20) w(10,5,3,3) bias s1 p1", {2, 5, 9, 20}, {10, 5, 3, 3}, true, 1, 1));
   r.push_back(conv2d_row("conv2d direct x(3,4,7,16) w(9,4,3,3) s1 p1", {3, 4, 7, 16}, {9, 4, 3, 3}, false, 1, 1));
   r.push_back(conv2d_row("conv2d x(2,3,7,5) w(4,3,3,3) bias s2 p1", {2, 3, 7, 5}, {4, 3, 3, 3}, true, 2, 1));

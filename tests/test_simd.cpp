@@ -68,7 +68,7 @@ TEST_CASE("simd: vstore_first writes exactly the first n lanes", "[ops]") {
 // The kernels' reused scratch buffers (core/aligned.h) start on a cache line whatever their size:
 // with std::vector's 16-byte alignment, half the vector loads of a buffer straddled two lines and
 // the Winograd weight gradient's worker thread ran 23% slower (docs/benchmarks.md).
-TEST_CASE("AlignedVector: storage starts on a 64-byte boundary, grows and shrinks keeping it", "[core]") {
+TEST_CASE("AlignedVector: storage starts on a 64-byte boundary and keeps it when it grows", "[core]") {
   for (size_t n : {1, 3, 17, 1000, 123457}) {
     AlignedVector v(n, 1.0f);
     REQUIRE(reinterpret_cast<uintptr_t>(v.data()) % kBufferAlign == 0);
