@@ -177,15 +177,50 @@ inline void a4(const vfloat y[4], vfloat m[6]) {
   m[5] = y[3];
 }
 
-// The geometry of one convolution: TY x TX tiles of 4x4 outputs per image; a tile row's input strip
-// is 6 rows by Wp = 4 TX + 2 columns (the zero border included), its output strip 4 by 4 TX.
+// The geometry of one convolution. The tiles cover canvases of images that share their zero
+// borders: px images side by side in a canvas row, one zero column between neighbours (the right
+// padding of one is the left padding of the next), and, when `stacked`, all canvas rows in one
+// canvas, one zero row between them. A canvas holds VH x VW pixels (borders included), covered by
+// TY x TX tiles of 4x4 outputs; a tile row's input strip is 6 rows by Wp = 4 TX + 2 columns (the
+// outer zero border included), its output strip 4 by 4 TX. Outputs that fall on a shared border
+// are computed and dropped, and a border's dy is zero. At 28x28 the 4x4 tiles cover each image
+// exactly and the canvas is one image (px = 1, not stacked); at 14x14 an image alone needs 4 x 4
+// tiles for its 14 x 14 outputs, but 4 images side by side (59 columns) need 15 tile columns and
+// 16 such rows stacked (239 rows) 60 tile rows: 900 tiles for a batch of 64 instead of 1024.
 struct Geom {
   int64_t B, C, H, W, O;
+  int64_t px;    // images per canvas row
+  bool stacked;  // canvas rows stacked into one canvas
+  int64_t VB, VH, VW;  // canvases, and their height and width
   int64_t TY, TX, Wp;
 };
+Geom make_geom_packed(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O, int64_t px, bool stacked) {
+  const int64_t rows = (B + px - 1) / px;  // canvas rows of images
+  const int64_t VB = stacked ? 1 : rows, VH = stacked ? rows * (H + 1) - 1 : H, VW = px * (W + 1) - 1;
+  const int64_t TX = (VW + 3) / 4;
+  return Geom{B, C, H, W, O, px, stacked, VB, VH, VW, (VH + 3) / 4, TX, 4 * TX + 2};
+}
+// The packing with the fewest tiles (the products and the transforms scale with them), px <= 8;
+// on a tie the simpler one (one image per canvas where that is as good). Fixed by the sizes alone,
+// so the summation order, and the results, do not depend on the thread count.
 Geom make_geom(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O) {
-  const int64_t TX = (W + 3) / 4;
-  return Geom{B, C, H, W, O, (H + 3) / 4, TX, 4 * TX + 2};
+  Geom best = make_geom_packed(B, C, H, W, O, 1, false);
+  for (int64_t px = 1; px <= std::min<int64_t>(8, B); ++px)
+    for (bool stacked : {false, true}) {
+      const Geom g = make_geom_packed(B, C, H, W, O, px, stacked);
+      if (g.VB * g.TY * g.TX < best.VB * best.TY * best.TX) best = g;
+    }
+  return best;
+}
+// Row vr of canvas vb: image row h of the canvas row of images iy, or nothing (a border: h < 0).
+struct CanvasRow {
+  int64_t iy, h;
+};
+inline CanvasRow canvas_row(const Geom& g, int64_t vb, int64_t vr) {
+  if (vr < 0 || vr >= g.VH) return CanvasRow{0, -1};
+  if (!g.stacked) return CanvasRow{vb, vr};
+  const int64_t iy = vr / (g.H + 1), h = vr % (g.H + 1);
+  return CanvasRow{iy, h == g.H ? -1 : h};
 }
 
 // Lanes l of a vector = row[w0 + l] where 0 <= w0 + l < W, else 0: the vectors at a row's edges.
@@ -347,8 +382,28 @@ void dy_transform(const float* dys, const Geom& g, int64_t ob, int64_t i, int64_
   }
 }
 
-// V of the tile rows [q0, q0 + nr) (row q = image q / TY, tile row q % TY). The input strips of
-// consecutive tile rows of one image share 2 rows, so each channel block's rows live in a ring of
+// Row vr of canvas vb of channel block cb as an input strip row: Wp vectors of kL channels, the
+// image columns at 1 + ix (W + 1) + w, zero elsewhere.
+void canvas_row_to_blocked(const float* x, const Geom& g, int64_t cb, int64_t vb, int64_t vr, float* row) {
+  const CanvasRow cr = canvas_row(g, vb, vr);
+  if (cr.h < 0) {
+    std::memset(row, 0, (size_t)(g.Wp * kL) * sizeof(float));
+    return;
+  }
+  for (int64_t ix = 0; ix < g.px; ++ix) {  // windows of W + 2 columns, neighbours sharing one zero column
+    const int64_t b = cr.iy * g.px + ix;
+    float* dst = row + ix * (g.W + 1) * kL;
+    if (b < g.B)
+      row_to_blocked(x + (b * g.C + cb * kL) * g.H * g.W, g.H, g.W, cr.h, 1, g.W + 2, dst);
+    else
+      std::memset(dst, 0, (size_t)((g.W + 2) * kL) * sizeof(float));
+  }
+  const int64_t used = g.px * (g.W + 1) + 1;
+  std::memset(row + used * kL, 0, (size_t)((g.Wp - used) * kL) * sizeof(float));
+}
+
+// V of the tile rows [q0, q0 + nr) (row q = canvas q / TY, tile row q % TY). The input strips of
+// consecutive tile rows of one canvas share 2 rows, so each channel block's rows live in a ring of
 // 8 row buffers (ring: 8 x Wp x kL floats, followed by input_transform's 6 x Wp x kL) and only
 // the 4 new ones are transposed.
 void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t ts, int64_t ps, float* V,
@@ -356,13 +411,12 @@ void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t 
   const int64_t CB = g.C / kL, rowf = g.Wp * kL;
   for (int64_t cb = 0; cb < CB; ++cb)
     for (int64_t q = q0; q < q0 + nr; ++q) {
-      const int64_t b = q / g.TY, ty = q % g.TY;
-      const float* src = x + (b * g.C + cb * kL) * g.H * g.W;
+      const int64_t vb = q / g.TY, ty = q % g.TY;
       const int r0 = q > q0 && ty > 0 ? 2 : 0;  // rows 0, 1 are the previous tile row's rows 4, 5
       const float* strip[6];
       for (int r = 0; r < 6; ++r) {
-        float* row = ring + ((4 * ty + r) & 7) * rowf;  // image row 4 ty - 1 + r
-        if (r >= r0) row_to_blocked(src, g.H, g.W, 4 * ty - 1 + r, 1, g.Wp, row);
+        float* row = ring + ((4 * ty + r) & 7) * rowf;  // canvas row 4 ty - 1 + r
+        if (r >= r0) canvas_row_to_blocked(x, g, cb, vb, 4 * ty - 1 + r, row);
         strip[r] = row;
       }
       input_transform(strip, g, cb, (q - q0) * g.TX, ts, ps, ring + 8 * rowf, V);
@@ -371,9 +425,16 @@ void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t 
 
 // Tile rows per group: V and M of the group's tiles (36 x tiles x (C + O) floats) within ~512 KB,
 // half the L2, and, where that allows, a tile count that is a multiple of the GEMM kernel's 6 rows.
+// A wide canvas (15 tiles per row at 14x14) would get a single row at 64 -> 64, whose 15-row
+// products end in a 3-row tile: there, rows are added up to 24 tiles or more, within the whole L2
+// (2 rows: 30 tiles, 553 KB; the forward 64 -> 64 @14 took 2.36 ms instead of 2.62).
 int64_t group_rows(const Geom& g, int64_t max_tiles) {
-  const int64_t fit = std::min<int64_t>(max_tiles, (int64_t(512) << 10) / (4 * kWinogradPoints * (g.C + g.O)));
+  const int64_t point_bytes = 4 * kWinogradPoints * (g.C + g.O);  // V and M of one tile
+  const int64_t fit = std::min<int64_t>(max_tiles, (int64_t(512) << 10) / point_bytes);
   int64_t rows = std::max<int64_t>(1, fit / g.TX);
+  if (rows * g.TX < 24)
+    for (int64_t r = rows + 1; r * g.TX * point_bytes <= (int64_t(1) << 20) && r * g.TX <= 2 * max_tiles; ++r)
+      if (r * g.TX >= 24 && r * g.TX % 6 == 0) return r;
   for (int64_t r = rows; r >= 1 && r * 2 >= rows; --r)
     if (r * g.TX % 6 == 0) return r;
   return rows;
@@ -392,6 +453,11 @@ Share share(int64_t rows_total, int th, int threads) {
 bool conv3x3_winograd_available() { return true; }
 int conv3x3_winograd_channels() { return kL; }
 
+WinogradTiling conv3x3_winograd_tiling(int64_t B, int64_t H, int64_t W) {
+  const Geom g = make_geom(B, kL, H, W, kL);
+  return WinogradTiling{g.px, g.stacked, g.VB * g.TY * g.TX};
+}
+
 void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64_t W, const float* U, int64_t O,
                           const float* bias, float* y, bool accumulate, const float* addend, Addend kind) {
   GT_CHECK(!addend || kind != Addend::None, "conv3x3_winograd_cpu: an addend needs its kind");
@@ -399,7 +465,7 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
                                                                          << " must be multiples of " << kL);
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
-  const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
+  const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = g.VB * g.TY;
   const int64_t R = group_rows(g, 48), NT = R * g.TX;  // tile rows and tiles per group
   const int threads = omp_in_parallel() ? 1
                                         : (int)std::min<int64_t>({omp_get_max_threads(), (rows_total + R - 1) / R,
@@ -439,18 +505,26 @@ void conv3x3_winograd_cpu(const float* x, int64_t B, int64_t C, int64_t H, int64
           gemm_simd_block(false, false, n, O, C, 1.0f, V + xi * C, kWinogradPoints * C, U + xi * C * O, O, 0.0f,
                           nullptr, false, M + xi * O, kWinogradPoints * O);
         for (int64_t q = q0; q < q0 + nr; ++q) {
-          const int64_t b = q / g.TY, ty = q % g.TY;
+          const int64_t vb = q / g.TY, ty = q % g.TY;
           for (int64_t ob = 0; ob < OB; ++ob) {
             output_transform(M, g, ob, (q - q0) * g.TX, xs);
-            vfloat bv[kL];
-            for (int l = 0; l < kL; ++l) {
-              const int64_t o = ob * kL + l;
-              bv[l] = vset1((bias ? bias[o] : 0.0f) + (addend && kind == Addend::PerSample ? addend[b * O + o] : 0.0f));
+            for (int u = 0; u < 4; ++u) {
+              const CanvasRow cr = canvas_row(g, vb, 4 * ty + u);
+              if (cr.h < 0) continue;  // a shared border or past the canvas: computed, dropped
+              for (int64_t ix = 0; ix < g.px; ++ix) {
+                const int64_t b = cr.iy * g.px + ix;
+                if (b >= B) break;
+                vfloat bv[kL];
+                for (int l = 0; l < kL; ++l) {
+                  const int64_t o = ob * kL + l;
+                  bv[l] = vset1((bias ? bias[o] : 0.0f) +
+                                (addend && kind == Addend::PerSample ? addend[b * O + o] : 0.0f));
+                }
+                float* dst = y + (b * O + ob * kL) * H * W;
+                const float* res = addend && kind == Addend::Full ? addend + (b * O + ob * kL) * H * W : nullptr;
+                row_from_blocked(xs + (u * Wy + ix * (W + 1)) * kL, H, W, cr.h, bv, dst, accumulate, res);
+              }
             }
-            float* dst = y + (b * O + ob * kL) * H * W;
-            const float* res = addend && kind == Addend::Full ? addend + (b * O + ob * kL) * H * W : nullptr;
-            for (int u = 0; u < 4 && 4 * ty + u < H; ++u)
-              row_from_blocked(xs + u * Wy * kL, H, W, 4 * ty + u, bv, dst, accumulate, res);
           }
         }
       }
@@ -464,7 +538,7 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
                                            << C << " -> " << O << " must be multiples of " << kL);
   if (B == 0 || H == 0 || W == 0) return;
   const Geom g = make_geom(B, C, H, W, O);
-  const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = B * g.TY;
+  const int64_t OB = O / kL, Wy = 4 * g.TX, rows_total = g.VB * g.TY;
   // Larger groups than the forward's: each group reads and writes all of this thread's dU once.
   const int64_t R = group_rows(g, 96), NT = R * g.TX;
   const int threads = omp_in_parallel() ? 1
@@ -492,11 +566,24 @@ void conv3x3_winograd_weight_grad_cpu(const float* x, const float* dy, int64_t B
       const int64_t nr = std::min(R, sh.q1 - q0), n = nr * g.TX;
       input_group(x, g, q0, nr, C, NT * C, V, xs);
       for (int64_t q = q0; q < q0 + nr; ++q) {
-        const int64_t b = q / g.TY, ty = q % g.TY;
+        const int64_t vb = q / g.TY, ty = q % g.TY;
         for (int64_t ob = 0; ob < OB; ++ob) {
-          const float* src = dy + (b * O + ob * kL) * H * W;
+          // The tile row's dy strip (4, Wy, kL): each image's row at columns ix (W + 1) + w, zero
+          // on the shared borders and past the canvas.
           vfloat sum = vzero();
-          for (int u = 0; u < 4; ++u) row_to_blocked(src, H, W, 4 * ty + u, 0, Wy, xs + u * Wy * kL, &sum);
+          for (int u = 0; u < 4; ++u) {
+            float* row = xs + u * Wy * kL;
+            const CanvasRow cr = canvas_row(g, vb, 4 * ty + u);
+            int64_t used = 0;
+            if (cr.h >= 0)
+              for (int64_t ix = 0; ix < g.px; ++ix) {
+                const int64_t b = cr.iy * g.px + ix, w0 = ix * (W + 1), n = std::min(W + 1, Wy - w0);
+                if (b >= B) break;
+                row_to_blocked(dy + (b * O + ob * kL) * H * W, H, W, cr.h, 0, n, row + w0 * kL, &sum);
+                used = w0 + n;
+              }
+            std::memset(row + used * kL, 0, (size_t)((Wy - used) * kL) * sizeof(float));
+          }
           vstore(dbp + ob * kL, vadd(sum, vload(dbp + ob * kL)));
           dy_transform(xs, g, ob, (q - q0) * g.TX, NT, dM);
         }
@@ -549,6 +636,11 @@ int conv3x3_winograd_channels() { return 16; }
 void conv3x3_winograd_cpu(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
                           float*, bool, const float*, Addend) {
   GT_FAIL("conv3x3_winograd_cpu: this build has neither AVX-512 nor AVX2 + FMA (check "
+          "conv3x3_winograd_available() first)");
+}
+
+WinogradTiling conv3x3_winograd_tiling(int64_t, int64_t, int64_t) {
+  GT_FAIL("conv3x3_winograd_tiling: this build has neither AVX-512 nor AVX2 + FMA (check "
           "conv3x3_winograd_available() first)");
 }
 

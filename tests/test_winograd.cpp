@@ -1,7 +1,7 @@
 // The F(4x4, 3x3) Winograd convolution (kernels/winograd.h) against the definition summed in double:
 // forward, input gradient (the same kernel on the flipped weights) and weight + bias gradient, at
-// the U-Net's sizes (28x28: the tiles cover the plane exactly; 14x14: the last tile row and column
-// hang over by two), at widths past one vector (33: the blocked rows span three 16-column
+// the U-Net's sizes (28x28: the tiles cover the plane exactly; 14x14: images side by side and
+// stacked, sharing their zero borders), at every kind of canvas (a part-empty last row of images), at widths past one vector (33: the blocked rows span three 16-column
 // transposes, five 8-column ones on AVX2), at planes smaller than one tile, and at channel counts
 // that are multiples of 8 but not 16 (AVX2 builds only).
 //
@@ -130,9 +130,27 @@ bool have_winograd() {
 
 TEST_CASE("conv3x3 winograd: forward, input and weight gradients equal the definition", "[ops]") {
   if (!have_winograd()) return;
-  for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{{2, 32, 28, 28, 32}, {3, 16, 14, 14, 48},
-                                                                        {1, 32, 5, 7, 16}, {2, 16, 1, 1, 16},
-                                                                        {1, 16, 9, 33, 32}, {2, 24, 10, 10, 8}}) {
+  // The tilings these cases get (conv3x3_winograd_tiling): each image alone (28x28, 5x7, 9x33,
+  // 10x10); stacked one per canvas row (3 x 14x14, 2 x 1x1); side by side and stacked with the last
+  // canvas row part empty (5 x 6x5: rows of 2; 5 x 5x6: rows of 3), side by side only (3 x 8x14),
+  // and the U-Net's sampling batch at 14x14 (rows of 4, stacked).
+  const struct {
+    int64_t B, H, W, px;
+    bool stacked;
+    int64_t tiles;
+  } tilings[] = {{2, 28, 28, 1, false, 98}, {3, 14, 14, 1, true, 44}, {2, 1, 1, 1, true, 1},
+                 {5, 6, 5, 2, true, 15},    {5, 5, 6, 3, true, 15},   {3, 8, 14, 3, false, 22},
+                 {16, 14, 14, 4, true, 225}, {64, 14, 14, 4, true, 900}, {64, 28, 28, 1, false, 3136}};
+  for (const auto& t : tilings) {
+    const WinogradTiling got = conv3x3_winograd_tiling(t.B, t.H, t.W);
+    INFO("tiling of " << t.B << " x " << t.H << "x" << t.W);
+    CHECK(got.px == t.px);
+    CHECK(got.stacked == t.stacked);
+    CHECK(got.tiles == t.tiles);
+  }
+  for (const auto& [B, C, H, W, O] : std::vector<std::array<int64_t, 5>>{
+           {2, 32, 28, 28, 32}, {3, 16, 14, 14, 48}, {1, 32, 5, 7, 16}, {2, 16, 1, 1, 16}, {1, 16, 9, 33, 32},
+           {2, 24, 10, 10, 8}, {5, 16, 6, 5, 16}, {5, 16, 5, 6, 32}, {3, 16, 8, 14, 16}, {16, 16, 14, 14, 16}}) {
     INFO("x (" << B << ", " << C << ", " << H << ", " << W << "), O = " << O);
     // 24 -> 8 (channels in multiples of 8, not 16) only where the vectors hold 8 lanes (AVX2).
     if (C % conv3x3_winograd_channels() != 0 || O % conv3x3_winograd_channels() != 0) {
