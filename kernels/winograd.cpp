@@ -430,7 +430,7 @@ void input_group(const float* x, const Geom& g, int64_t q0, int64_t nr, int64_t 
 // half the L2, and, where that allows, a tile count that is a multiple of the GEMM kernel's 6 rows.
 // A wide canvas (15 tiles per row at 14x14) would get a single row at 64 -> 64, whose 15-row
 // products end in a 3-row tile: there, rows are added up to 24 tiles or more, within the whole L2
-// (2 rows: 30 tiles, 553 KB; the forward 64 -> 64 @14 took 2.36 ms instead of 2.62).
+// (2 rows: 30 tiles, 553 KB; the forward 64 -> 64 @14 then took 2.39-2.59 ms instead of 2.65).
 int64_t group_rows(const Geom& g, int64_t max_tiles) {
   const int64_t point_bytes = 4 * kWinogradPoints * (g.C + g.O);  // V and M of one tile
   const int64_t fit = std::min<int64_t>(max_tiles, (int64_t(512) << 10) / point_bytes);
