@@ -194,14 +194,14 @@ struct Geom {
   int64_t B, C, H, W, O;
   int64_t px;    // images per canvas row
   bool stacked;  // canvas rows stacked into one canvas
-  int64_t VB, VH, VW;  // canvases, and their height and width
+  int64_t VB, VH;  // canvases, and their height (rows of pixels, shared borders included)
   int64_t TY, TX, Wp;
 };
 Geom make_geom_packed(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O, int64_t px, bool stacked) {
   const int64_t rows = (B + px - 1) / px;  // canvas rows of images
   const int64_t VB = stacked ? 1 : rows, VH = stacked ? rows * (H + 1) - 1 : H, VW = px * (W + 1) - 1;
   const int64_t TX = (VW + 3) / 4;
-  return Geom{B, C, H, W, O, px, stacked, VB, VH, VW, (VH + 3) / 4, TX, 4 * TX + 2};
+  return Geom{B, C, H, W, O, px, stacked, VB, VH, (VH + 3) / 4, TX, 4 * TX + 2};
 }
 // The packing with the fewest tiles (the products and the transforms scale with them), px <= 8;
 // on a tie the simpler one (one image per canvas where that is as good). Fixed by the sizes alone,
